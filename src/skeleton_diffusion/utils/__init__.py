@@ -1,0 +1,1 @@
+"""Small shared helpers: devices, safe/atomic file IO, user-facing errors."""
