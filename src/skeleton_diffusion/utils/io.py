@@ -19,6 +19,14 @@ import torch
 from .errors import CheckpointError
 
 
+def _chmod_default(fd: int) -> None:
+    """Give a mkstemp file (0600) the permissions a normal ``open()`` would: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on success fsync and rename it to ``path``.
@@ -29,6 +37,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _chmod_default(fd)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -49,6 +58,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    _chmod_default(fd)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,0 +1,32 @@
+"""Shared behaviour of the command-line entry points: user errors become one clear paragraph, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from typing import Any, Callable
+
+from .utils.errors import SkeletonDiffusionError
+
+
+def format_user_error(exc: BaseException) -> str:
+    """One readable paragraph: the error kind and its message, wrapped at 100 columns."""
+    kind = type(exc).__name__
+    body = textwrap.fill(str(exc), width=100, break_long_words=False, break_on_hyphens=False)
+    return f"\nerror ({kind}):\n{textwrap.indent(body, '  ')}\n"
+
+
+def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; a :class:`SkeletonDiffusionError` is printed as a paragraph and exits with status 2.
+
+    Set ``SKELETON_DIFFUSION_TRACEBACK=1`` to see the full traceback instead.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except SkeletonDiffusionError as exc:
+        if os.environ.get("SKELETON_DIFFUSION_TRACEBACK"):
+            raise
+        sys.stderr.write(format_user_error(exc))
+        sys.stderr.flush()
+        raise SystemExit(2) from None

@@ -1,0 +1,166 @@
+"""Load a trained SkeletonDiffusion model and predict futures for your own observations.
+
+    from skeleton_diffusion.inference import load_model
+    predictor = load_model("output/hmp/amass/diffusion/<run>")            # run folder or checkpoint file
+    futures = predictor.predict(obs, num_samples=50, seed=0)                # obs: [T_obs, J, 3] metres
+    # futures: [B, S, T_pred, J, 3] metres, same joint order as obs; the hip trajectory is held at the last
+    # observed hip position (the model predicts hip-relative poses).
+
+Observations are in the dataset's joint order with the root (hip) joint included, exactly like the processed
+data (see README "Joint orders"). Checkpoints are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .pipeline import SkeletonDiffusion
+from .skeletons import Skeleton, get_skeleton
+from .utils.device import resolve_device
+from .utils.errors import CheckpointError
+from .utils.io import safe_torch_load
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run folder (``last.pt`` / highest epoch)."""
+    from .training.checkpoint import find_latest_checkpoint
+
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if p.is_dir():
+        ckpt = find_latest_checkpoint(p)
+        if ckpt is None:
+            raise CheckpointError(f"run folder '{p}' holds no checkpoint (looked in {p}/checkpoints)")
+        return ckpt
+    raise CheckpointError(f"checkpoint_path '{p}' does not exist (give a checkpoint file or a run folder)")
+
+
+def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
+    """The training config stored in a checkpoint's ``meta`` (ours), else the run folder's ``config.yaml``."""
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
+        return OmegaConf.create(meta["config"])
+    for cand in (path.parent.parent / "config.yaml", path.parent / "config.yaml"):
+        if cand.is_file():
+            return OmegaConf.load(cand)  # type: ignore[return-value]
+    raise CheckpointError(f"'{path}' carries no config and no config.yaml was found beside it; convert official "
+                          "checkpoints with `python -m skeleton_diffusion.convert_official_checkpoint`")
+
+
+def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto", *,
+                          use_ema: bool = False) -> tuple[SkeletonDiffusion, DictConfig, Skeleton]:
+    """Rebuild :class:`SkeletonDiffusion` from a diffusion checkpoint (self-contained: it holds the frozen
+    autoencoder and the full config). ``use_ema`` loads the EMA weights instead of the online ones (the
+    official evaluation uses the online ``model`` weights)."""
+    from .factories import build_autoencoder, build_diffusion
+
+    path = resolve_checkpoint(path)
+    dev = resolve_device(device)
+    ckpt = safe_torch_load(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"'{path}' is not a checkpoint dictionary")
+    meta = ckpt.get("meta") or {}
+    if meta.get("stage") not in (None, "diffusion"):
+        raise CheckpointError(f"'{path}' is a {meta.get('stage')!r} checkpoint; prediction and evaluation need a "
+                              "diffusion checkpoint (train one with train_diffusion.py)")
+    cfg = checkpoint_config(ckpt, path)
+    if "autoencoder" not in cfg:
+        raise CheckpointError(f"the config of '{path}' has no 'autoencoder' section; is it a diffusion run?")
+    ae_cfg = cfg.autoencoder
+    skeleton = get_skeleton(ae_cfg.dataset.get("skeleton_name") or ae_cfg.dataset.dataset_name)
+    ae = build_autoencoder(ae_cfg.model, skeleton)
+    ae_state = ckpt.get("autoencoder")
+    if ae_state is None:  # older layout: load from the recorded autoencoder checkpoint
+        ae_path = cfg.get("autoencoder_checkpoint")
+        if not ae_path or not Path(ae_path).is_file():
+            raise CheckpointError(f"'{path}' holds no autoencoder weights and its autoencoder checkpoint "
+                                  f"'{ae_path}' is missing")
+        ae_state = safe_torch_load(ae_path)["model"]
+    ae.load_state_dict(ae_state)
+    diffusion = build_diffusion(cfg.model, cfg.get("cov_matrix"), skeleton, latent_size=int(ae_cfg.model.latent_size))
+    if use_ema:
+        if "ema" not in ckpt:
+            raise CheckpointError(f"'{path}' has no EMA weights; use the online weights (use_ema=False)")
+        state = {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
+    else:
+        state = ckpt["model"]
+    try:
+        diffusion.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"diffusion weights in '{path}' do not match its config: "
+                              f"{str(exc).splitlines()[0]}") from exc
+    model = SkeletonDiffusion(ae, diffusion, pose_box_size=float(ae_cfg.task.pose_box_size),
+                              obs_length=int(ae_cfg.model.obs_length), pred_length=int(ae_cfg.model.pred_length))
+    model.to(dev).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, cfg, skeleton
+
+
+@dataclass
+class Predictor:
+    """A loaded model plus everything needed to go from metres to futures in metres."""
+
+    model: SkeletonDiffusion
+    config: DictConfig
+    skeleton: Skeleton
+    device: torch.device
+    checkpoint: Path
+
+    @property
+    def obs_length(self) -> int:
+        return self.model.obs_length
+
+    @property
+    def pred_length(self) -> int:
+        return self.model.pred_length
+
+    @property
+    def fps(self) -> float:
+        return float(self.config.autoencoder.dataset.fps)
+
+    @torch.no_grad()
+    def predict(self, obs: Any, num_samples: int = 50, seed: Optional[int] = 0, *,
+                pred_length: Optional[int] = None, allow_longer: bool = False,
+                return_numpy: bool = True) -> Any:
+        """Sample futures for ``obs`` ``(T_obs, J, 3)`` or ``(B, T_obs, J, 3)`` metres (root included).
+
+        Returns ``(B, S, T_pred, J, 3)`` metres in the same joint order: predicted hip-relative poses placed at
+        the last observed root position (the root itself stays there). ``seed`` makes sampling reproducible
+        (a private generator; the global RNG is untouched); ``None`` uses the global RNG.
+        """
+        from .data.transforms import to_input_space
+        from .inference_checks import validate_observation
+
+        x = validate_observation(obs, self.skeleton, self.obs_length, allow_longer=allow_longer)  # [B,T,J,3]
+        x = torch.as_tensor(x, dtype=torch.float32)
+        x_in = to_input_space(x, self.model.pose_box_size).to(self.device)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(int(seed))
+        pred = self.model.predict(x_in, num_samples, pred_length=pred_length, generator=gen)  # [B,S,T,N,3]
+        pred = (pred * self.model.pose_box_size).cpu()
+        root = x[:, -1, 0].view(x.shape[0], 1, 1, 1, 3)  # last observed hip position
+        full = torch.cat([torch.zeros_like(pred[..., :1, :]), pred], dim=-2) + root
+        return full.numpy() if return_numpy else full
+
+
+def load_model(checkpoint_or_run_dir: str | Path, device: str | torch.device = "auto", *,
+               use_ema: bool = False) -> Predictor:
+    """Load a diffusion checkpoint (file or run folder) -> :class:`Predictor`."""
+    path = resolve_checkpoint(checkpoint_or_run_dir)
+    dev = resolve_device(device)
+    model, cfg, skeleton = build_from_checkpoint(path, dev, use_ema=use_ema)
+    return Predictor(model=model, config=cfg, skeleton=skeleton, device=dev, checkpoint=path)
+
+
+def obs_to_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

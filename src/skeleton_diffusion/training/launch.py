@@ -1,0 +1,184 @@
+"""What both trainers do before and around the training loop: resume resolution, config merging, run folder,
+single-/multi-process launch, and the training data loader with an exactly resumable sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ..utils.device import resolve_device
+from ..utils.errors import ConfigError
+from .run_dir import RunDir, ResumeSpec, VOLATILE_CONFIG_KEYS, broadcast_path, prepare_run_dir, resolve_resume
+
+_log = logging.getLogger(__name__)
+
+#: Overrides never taken from the command line into a resumed run's saved config.
+_RESUME_IGNORED = set(VOLATILE_CONFIG_KEYS)
+
+
+def cli_overrides() -> list[str]:
+    """The ``key=value`` overrides given on the Hydra command line ([] outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001
+        pass
+    return []
+
+
+def merge_resumed_config(saved: DictConfig, current: DictConfig, overrides: list[str]) -> DictConfig:
+    """The saved run config, with the current run's volatile keys (device, progress, ...) and the command
+    line's plain ``key=value`` overrides applied on top (e.g. ``model.num_epochs=400`` to train longer).
+
+    Group selections (``dataset=amass``) cannot change a resumed run: a different choice raises."""
+    merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=False))
+    with open_dict(merged):
+        for key in _RESUME_IGNORED - {"hydra", "output_log_path"}:
+            if key in current:
+                merged[key] = current[key]
+    dotlist = []
+    for ov in overrides:
+        key, _, value = ov.lstrip("+~").partition("=")
+        if key.split(".")[0] in _RESUME_IGNORED or key.startswith("hydra"):
+            continue
+        if "." not in key and key in saved and isinstance(saved[key], DictConfig):
+            raise ConfigError(f"cannot change the config group '{key}' of a resumed run (got '{ov}'); "
+                              "start a new run instead")
+        dotlist.append(f"{key}={value}")
+    if dotlist:
+        with open_dict(merged):
+            merged.merge_with(OmegaConf.from_dotlist(dotlist))
+    return merged
+
+
+@dataclass
+class RunSetup:
+    cfg: DictConfig
+    run: RunDir
+    resume: ResumeSpec | None
+
+
+def setup_run(cfg: DictConfig) -> RunSetup:
+    """Resolve resume (``resume=`` or the official four keys), merge the saved config, broadcast the run
+    folder from rank 0 and create it (refusing to overwrite a different run)."""
+    spec = resolve_resume(cfg.get("resume"), if_resume_training=bool(cfg.get("if_resume_training", False)),
+                          output_log_path=cfg.get("output_log_path"), load_path=cfg.get("load_path"))
+    if spec is not None and spec.config is not None:
+        cfg = merge_resumed_config(spec.config, cfg, cli_overrides())
+    out = spec.run_dir if spec is not None else Path(str(cfg.output_log_path))
+    out = broadcast_path(out)
+    with open_dict(cfg):
+        cfg.output_log_path = str(out)
+    run = prepare_run_dir(out, cfg, resume=spec is not None)
+    return RunSetup(cfg, run, spec)
+
+
+def select_device(cfg: DictConfig) -> torch.device:
+    """``device=auto`` -> CUDA if present; under DDP each process takes its local GPU."""
+    import ignite.distributed as idist
+
+    dev = resolve_device(cfg.get("device", "auto"))
+    if dev.type == "cuda" and idist.get_world_size() > 1:
+        return idist.device()
+    return dev
+
+
+def launch(fn: Callable[[int, DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run ``fn(local_rank, cfg)`` once, or under ``ignite.distributed``:
+
+    * ``nproc_per_node=N`` (N > 1): spawn N processes (gloo on CPU, nccl on CUDA unless ``dist_backend``);
+    * launched by ``torchrun`` (``WORLD_SIZE`` set): join that process group.
+    """
+    import ignite.distributed as idist
+
+    nproc = int(cfg.get("nproc_per_node", 1) or 1)
+    torchrun = "WORLD_SIZE" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if nproc <= 1 and not torchrun:
+        return fn(0, cfg)
+    backend = cfg.get("dist_backend") or (
+        "nccl" if torch.cuda.is_available() and str(cfg.get("device", "auto")) != "cpu" else "gloo")
+    kwargs: dict[str, Any] = {"backend": backend}
+    if not torchrun:
+        kwargs["nproc_per_node"] = nproc
+    with idist.Parallel(**kwargs) as parallel:
+        return parallel.run(fn, cfg)
+
+
+def build_train_loader(dataset: Any, *, batch_size: int, seed: int, num_workers: int = 0,
+                       drop_last: bool = True, pin_memory: bool = False):
+    """Shuffled training loader whose position is checkpointable (``ResumableRandomSampler``).
+
+    ``batch_size`` is the *global* batch: under DDP each of the W processes loads ``batch_size // W``.
+    Returns ``(loader, sampler)``; attach the sampler to the trainer and checkpoint it."""
+    import ignite.distributed as idist
+
+    from ..data import build_dataloader
+    from .sampler import ResumableRandomSampler
+
+    world = idist.get_world_size()
+    if batch_size % world:
+        raise ConfigError(f"batch_size={batch_size} must be divisible by the number of processes ({world})")
+    per_rank = batch_size // world
+    if len(dataset) < per_rank and drop_last:
+        raise ConfigError(f"the training set has {len(dataset)} windows, fewer than one batch of {per_rank}; "
+                          "lower model.batch_size or use a larger dataset")
+    sampler = ResumableRandomSampler(len(dataset), seed=seed, batch_size=per_rank)
+    loader = build_dataloader(dataset, batch_size=per_rank, shuffle=False, sampler=sampler, drop_last=drop_last,
+                              num_workers=num_workers, pin_memory=pin_memory)
+    return loader, sampler
+
+
+def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
+    """Config of the autoencoder run that produced checkpoint ``path`` (file or run folder) and the checkpoint.
+
+    Looks for ``config.yaml`` two folders up (official layout ``<run>/checkpoints/x.pt``) or beside it."""
+    from ..utils.errors import CheckpointError
+    from .checkpoint import find_latest_checkpoint
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        ckpt = find_latest_checkpoint(p)
+        if ckpt is None:
+            raise CheckpointError(f"autoencoder run folder '{p}' holds no checkpoint")
+    elif p.is_file():
+        ckpt = p
+    else:
+        raise CheckpointError(
+            f"model.pretrained_autoencoder_path='{p}' does not exist. Train one first with "
+            "`python train_autoencoder.py dataset=<name>` and pass its run folder or checkpoint file.")
+    for cand in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
+        if cand.is_file():
+            return OmegaConf.load(cand), ckpt  # type: ignore[return-value]
+    raise CheckpointError(f"no config.yaml found for autoencoder checkpoint '{ckpt}' (looked in "
+                          f"{ckpt.parent.parent} and {ckpt.parent})")
+
+
+def average_gradients(parameters: Any) -> None:
+    """Data parallelism without a DDP wrapper: average every gradient over the processes (no-op when alone).
+
+    Equivalent to DDP's gradient all-reduce (mean over ranks); used so that custom training computations
+    (best-of-k selection, autoencoder horizons) need no ``forward`` restructuring."""
+    import ignite.distributed as idist
+
+    world = idist.get_world_size()
+    if world <= 1:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = idist.all_reduce(flat) / world
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset:offset + n].view_as(g))
+        offset += n

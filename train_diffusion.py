@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Stage 2 — train the latent (non)isotropic Gaussian diffusion on a frozen autoencoder.
+
+    python train_diffusion.py model=skeleton_diffusion model.pretrained_autoencoder_path=<AE checkpoint or run dir> dataset_folder_log_path=amass model.num_epochs=150 model.lr_scheduler_kwargs.warmup_duration=75
+    python train_diffusion.py model.train_pick_best_sample_among_k=1 ...          # ablation: no best-of-k
+    python train_diffusion.py resume=output/hmp/amass/diffusion/<run>             # resume a run
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
+
+
+@hydra.main(version_base=None, config_path="configs", config_name="train_diffusion")
+def main(cfg: DictConfig) -> None:
+    from skeleton_diffusion.cli import run_cli
+    from skeleton_diffusion.training.diffusion_trainer import main as train
+
+    run_cli(train, cfg)
+
+
+if __name__ == "__main__":
+    main()
