@@ -192,13 +192,15 @@ def train(setup: RunSetup) -> dict[str, Any]:
             "loss": float(trainer.state.metrics.get("Loss", float("nan")))}
 
 
-def _worker(local_rank: int, cfg: DictConfig) -> dict[str, Any]:
-    return train(setup_run(cfg))
+def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+    return train(setup_run(cfg, overrides))
 
 
-def main(cfg: DictConfig) -> dict[str, Any]:
-    """Entry point of ``train_autoencoder.py``."""
-    result = launch(_worker, cfg)
+def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``train_autoencoder.py``.
+
+    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's)."""
+    result = launch(_worker, cfg, overrides)
     if result and result.get("run_dir"):
         print(f"\nautoencoder run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
     return result

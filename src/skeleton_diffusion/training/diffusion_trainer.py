@@ -206,19 +206,21 @@ def train(setup: RunSetup) -> dict[str, Any]:
             "loss": float(trainer.state.metrics.get("Loss", float("nan")))}
 
 
-def _worker(local_rank: int, cfg: DictConfig) -> dict[str, Any]:
+def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     resuming = cfg.get("resume") not in (None, "", "null", "None") or bool(cfg.get("if_resume_training", False))
     if resuming:  # the saved run config already names its autoencoder
-        setup = setup_run(cfg)
+        setup = setup_run(cfg, overrides)
         setup.cfg = resolve_autoencoder(setup.cfg)
     else:
-        setup = setup_run(resolve_autoencoder(cfg))
+        setup = setup_run(resolve_autoencoder(cfg), overrides)
     return train(setup)
 
 
-def main(cfg: DictConfig) -> dict[str, Any]:
-    """Entry point of ``train_diffusion.py``."""
-    result = launch(_worker, cfg)
+def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``train_diffusion.py``.
+
+    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's)."""
+    result = launch(_worker, cfg, overrides)
     if result and result.get("run_dir"):
         print(f"\ndiffusion run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
     return result

@@ -37,27 +37,19 @@ def cli_overrides() -> list[str]:
 
 def merge_resumed_config(saved: DictConfig, current: DictConfig, overrides: list[str]) -> DictConfig:
     """The saved run config, with the current run's volatile keys (device, progress, ...) and the command
-    line's plain ``key=value`` overrides applied on top (e.g. ``model.num_epochs=400`` to train longer).
+    line's ``key=value`` overrides applied on top (e.g. ``model.num_epochs=400`` to train longer).
 
     Group selections (``dataset=amass``) cannot change a resumed run: a different choice raises."""
+    from .run_dir import apply_overrides
+
     merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=False))
     with open_dict(merged):
         for key in _RESUME_IGNORED - {"hydra", "output_log_path"}:
             if key in current:
                 merged[key] = current[key]
-    dotlist = []
-    for ov in overrides:
-        key, _, value = ov.lstrip("+~").partition("=")
-        if key.split(".")[0] in _RESUME_IGNORED or key.startswith("hydra"):
-            continue
-        if "." not in key and key in saved and isinstance(saved[key], DictConfig):
-            raise ConfigError(f"cannot change the config group '{key}' of a resumed run (got '{ov}'); "
-                              "start a new run instead")
-        dotlist.append(f"{key}={value}")
-    if dotlist:
-        with open_dict(merged):
-            merged.merge_with(OmegaConf.from_dotlist(dotlist))
-    return merged
+    with open_dict(merged):
+        return apply_overrides(merged, [ov for ov in overrides if ov.lstrip("+~").split("=")[0].split(".")[0]
+                                        not in _RESUME_IGNORED])
 
 
 @dataclass
@@ -67,13 +59,16 @@ class RunSetup:
     resume: ResumeSpec | None
 
 
-def setup_run(cfg: DictConfig) -> RunSetup:
+def setup_run(cfg: DictConfig, overrides: list[str] | None = None) -> RunSetup:
     """Resolve resume (``resume=`` or the official four keys), merge the saved config, broadcast the run
-    folder from rank 0 and create it (refusing to overwrite a different run)."""
+    folder from rank 0 and create it (refusing to overwrite a different run).
+
+    ``overrides``: the command-line overrides to re-apply on a resumed run's saved config (default: those
+    of the running Hydra app)."""
     spec = resolve_resume(cfg.get("resume"), if_resume_training=bool(cfg.get("if_resume_training", False)),
                           output_log_path=cfg.get("output_log_path"), load_path=cfg.get("load_path"))
     if spec is not None and spec.config is not None:
-        cfg = merge_resumed_config(spec.config, cfg, cli_overrides())
+        cfg = merge_resumed_config(spec.config, cfg, cli_overrides() if overrides is None else list(overrides))
     out = spec.run_dir if spec is not None else Path(str(cfg.output_log_path))
     out = broadcast_path(out)
     with open_dict(cfg):
@@ -92,7 +87,7 @@ def select_device(cfg: DictConfig) -> torch.device:
     return dev
 
 
-def launch(fn: Callable[[int, DictConfig], Any], cfg: DictConfig) -> Any:
+def launch(fn: Callable[..., Any], cfg: DictConfig, *args: Any) -> Any:
     """Run ``fn(local_rank, cfg)`` once, or under ``ignite.distributed``:
 
     * ``nproc_per_node=N`` (N > 1): spawn N processes (gloo on CPU, nccl on CUDA unless ``dist_backend``);
@@ -103,14 +98,14 @@ def launch(fn: Callable[[int, DictConfig], Any], cfg: DictConfig) -> Any:
     nproc = int(cfg.get("nproc_per_node", 1) or 1)
     torchrun = "WORLD_SIZE" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if nproc <= 1 and not torchrun:
-        return fn(0, cfg)
+        return fn(0, cfg, *args)
     backend = cfg.get("dist_backend") or (
         "nccl" if torch.cuda.is_available() and str(cfg.get("device", "auto")) != "cpu" else "gloo")
     kwargs: dict[str, Any] = {"backend": backend}
     if not torchrun:
         kwargs["nproc_per_node"] = nproc
     with idist.Parallel(**kwargs) as parallel:
-        return parallel.run(fn, cfg)
+        return parallel.run(fn, cfg, *args)
 
 
 def build_train_loader(dataset: Any, *, batch_size: int, seed: int, num_workers: int = 0,

@@ -1,0 +1,477 @@
+"""Generic BVH -> processed dataset on the AMASS-22 skeleton (Z-up, metres, target fps).
+
+Pipeline per file:
+
+1. :func:`parse_bvh`: any hierarchy (several roots allowed), any channel order per joint, ``End Site`` leaves
+   (kept as virtual joints named ``<parent>_End``);
+2. :func:`bvh_forward_kinematics`: local transform = translation (the ``OFFSET``, replaced component-wise by
+   position channels when the joint has them) times the rotation composed from the rotation channels **in the
+   order they are listed** (``Zrotation Xrotation Yrotation`` -> ``Rz @ Rx @ Ry``, degrees); global transforms
+   are chained parent -> child;
+3. resampling to the target fps by linear interpolation of joint positions at ``k / fps`` (an integer ratio,
+   e.g. 120 -> 60 Hz, is plain decimation);
+4. joint map to AMASS-22 (built-in ``cmu`` for the cgspeed CMU conversion, ``lafan1`` for Ubisoft LAFAN1, or a
+   JSON map file ``{"<amass joint>": "<bvh joint>" | ["<bvh joint>", ...] (mean), "unit": ..., "up": ...}``;
+   AMASS joints may be named as SMPL (``left_hip``) or as our skeleton (``LHip``));
+5. units -> metres (``unit``: ``m``, ``cm``, ``mm``, ``inch``, ``cmu`` (= 1/0.45 inch, the CMU ASF unit kept by
+   the cgspeed BVH files), a float in metres per unit, or ``auto`` = the candidate that makes the rest-pose extent
+   closest to 1.7 m) and axes -> Z-up (``up='y'``: the rotation ``(x, y, z) -> (x, -z, y)``; ``'z'``: unchanged).
+
+The dataset is written in the generic processed layout ``{split: {clip: float32 [T, 22, 3]}}`` as
+``processed/<NAME>/hmp/data_3d_<name>.npz`` with ``segments_<split>.csv`` (``name,init,pred_init,pred_end``,
+windows from frame 0 with stride ``obs`` = 0.5 s, every window that fits; procedure version 1) so AMASS models
+can be evaluated zero-shot and new models trained. Splits: with ``split_mode='clips'`` whole files are assigned
+to train/valid/test by sorted name (deterministic, ratios 80/10/10, at least one test clip); with ``'time'`` every
+file is cut in time (first 70 % train, next 15 % valid, last 15 % test); ``'auto'`` uses ``time`` for fewer than
+10 files; ``'test'`` puts everything into test (zero-shot evaluation only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm.auto import tqdm
+
+from ...utils.errors import DataFormatError, DatasetNotPreparedError
+from ...utils.io import atomic_write
+from .common import BuildSummary, build_side_files_if_possible, read_processed, window_rows, write_csv, write_processed
+
+SMPL22_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+)
+AMASS22_NAMES = (
+    "GlobalRoot", "LHip", "RHip", "Spine1", "LKnee", "RKnee", "Spine3", "LHeel", "RHeel", "Neck", "LFoot", "RFoot",
+    "BMN", "LSI", "RSI", "Head", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
+)
+UNITS = {"m": 1.0, "dm": 0.1, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.0254 / 0.45, "ft": 0.3048}
+HUMAN_EXTENT_M = 1.7
+
+def _sided(**parts: str | list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for side, word in (("left", "Left"), ("right", "Right")):
+        for part, pattern in parts.items():
+            names = [pattern] if isinstance(pattern, str) else pattern
+            out[f"{side}_{part}"] = [n.format(S=word) for n in names]
+    return out
+
+
+_BUILTIN_MAPS: dict[str, dict[str, list[str]]] = {
+    # cgspeed CMU: Hips -> LowerBack (at the Hips) -> Spine -> Spine1 -> Neck (at Spine1) -> Neck1 -> Head.
+    # LowerBack coincides with Hips, so spine1 = Spine; the collar (clavicle) joint sits at Spine1 in CMU, so
+    # the SMPL-like collar is the mid-point of the clavicle bone (LeftShoulder -> LeftArm).
+    "cmu": {
+        "pelvis": ["Hips"], "spine1": ["Spine"], "spine2": ["Spine1"], "spine3": ["Spine1", "Neck1"],
+        "neck": ["Neck1"], "head": ["Head"],
+        **_sided(hip="{S}UpLeg", knee="{S}Leg", ankle="{S}Foot", foot="{S}ToeBase",
+                 collar=["{S}Shoulder", "{S}Arm"], shoulder="{S}Arm", elbow="{S}ForeArm", wrist="{S}Hand"),
+    },
+    # Ubisoft LAFAN1: Hips -> Spine -> Spine1 -> Spine2 -> Neck -> Head; {S}Shoulder is the clavicle joint.
+    "lafan1": {
+        "pelvis": ["Hips"], "spine1": ["Spine"], "spine2": ["Spine1"], "spine3": ["Spine2"], "neck": ["Neck"],
+        "head": ["Head"],
+        **_sided(hip="{S}UpLeg", knee="{S}Leg", ankle="{S}Foot", foot="{S}Toe", collar="{S}Shoulder",
+                 shoulder="{S}Arm", elbow="{S}ForeArm", wrist="{S}Hand"),
+    },
+}
+BUILTIN_UNITS = {"cmu": "cmu", "lafan1": "cm"}
+
+
+def builtin_map(name: str) -> dict[str, list[str]]:
+    """Built-in joint map ``{smpl_name: [bvh joints]}`` for ``cmu`` or ``lafan1``."""
+    if name not in _BUILTIN_MAPS:
+        raise ValueError(f"unknown built-in BVH map {name!r}; choose from {sorted(_BUILTIN_MAPS)} or give a JSON file")
+    return {k: list(v) for k, v in _BUILTIN_MAPS[name].items()}
+
+
+# ------------------------------------------------------------------------------------------------------ parsing
+@dataclass
+class BvhJoint:
+    name: str
+    parent: int
+    offset: np.ndarray
+    channels: list[str] = field(default_factory=list)
+    channel_start: int = 0
+    is_end_site: bool = False
+
+
+@dataclass
+class BvhMotion:
+    """A parsed BVH file. ``frames [F, C]`` raw channel values; ``frame_time`` seconds."""
+
+    joints: list[BvhJoint]
+    frame_time: float
+    frames: np.ndarray
+    source: str = "<memory>"
+
+    @property
+    def fps(self) -> float:
+        """``1 / frame_time``, snapped to the nearest integer within 0.01 % ("Frame Time: .0083333" -> 120)."""
+        fps = 1.0 / self.frame_time
+        return float(round(fps)) if abs(fps - round(fps)) < 1e-4 * fps else fps
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+
+_VALID_CHANNELS = {f"{a}{kind}" for a in "XYZ" for kind in ("position", "rotation")}
+
+
+def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
+    """Parse a BVH file (or ``text``). Errors name the file and the token at fault."""
+    src = str(source)
+    if text is None:
+        path = Path(source)
+        if not path.is_file():
+            raise DatasetNotPreparedError(f"BVH file not found: '{path}'")
+        text = path.read_text(errors="replace")
+    head, sep, motion = re.split(r"\b(MOTION)\b", text, maxsplit=1) if "MOTION" in text else (text, "", "")
+    if not sep:
+        raise DataFormatError(f"{src}: no MOTION section")
+    tokens = head.replace("{", " { ").replace("}", " } ").split()
+    if not tokens or tokens[0].upper() != "HIERARCHY":
+        raise DataFormatError(f"{src}: file must start with HIERARCHY, found {tokens[:1]}")
+    joints: list[BvhJoint] = []
+    stack: list[int] = []
+    pending: BvhJoint | None = None
+    n_channels = 0
+    i = 1
+
+    def expect_floats(k: int) -> np.ndarray:
+        nonlocal i
+        try:
+            vals = np.array([float(t) for t in tokens[i : i + k]], dtype=np.float64)
+        except ValueError as exc:
+            raise DataFormatError(f"{src}: expected {k} numbers after token {i}, found {tokens[i:i + k]}") from exc
+        if vals.shape[0] != k:
+            raise DataFormatError(f"{src}: truncated hierarchy")
+        i += k
+        return vals
+
+    while i < len(tokens):
+        tok = tokens[i]
+        up = tok.upper()
+        if up in ("ROOT", "JOINT"):
+            parent = stack[-1] if (up == "JOINT" and stack) else -1
+            if up == "JOINT" and not stack:
+                raise DataFormatError(f"{src}: JOINT {tokens[i + 1]} outside of a ROOT block")
+            pending = BvhJoint(tokens[i + 1], parent, np.zeros(3))
+            i += 2
+        elif up == "END":
+            pending = BvhJoint(f"{joints[stack[-1]].name}_End", stack[-1], np.zeros(3), is_end_site=True)
+            i += 2  # "End Site"
+        elif tok == "{":
+            if pending is None:
+                raise DataFormatError(f"{src}: unexpected '{{' at token {i}")
+            joints.append(pending)
+            stack.append(len(joints) - 1)
+            pending = None
+            i += 1
+        elif tok == "}":
+            if not stack:
+                raise DataFormatError(f"{src}: unbalanced '}}' at token {i}")
+            stack.pop()
+            i += 1
+        elif up == "OFFSET":
+            i += 1
+            joints[stack[-1]].offset = expect_floats(3)
+        elif up == "CHANNELS":
+            count = int(tokens[i + 1])
+            names = tokens[i + 2 : i + 2 + count]
+            bad = [c for c in names if c not in _VALID_CHANNELS]
+            if bad or len(names) != count:
+                raise DataFormatError(f"{src}: bad CHANNELS for joint {joints[stack[-1]].name}: {names}")
+            joint = joints[stack[-1]]
+            joint.channels, joint.channel_start = list(names), n_channels
+            n_channels += count
+            i += 2 + count
+        else:
+            raise DataFormatError(f"{src}: unexpected token {tok!r} in HIERARCHY")
+    if stack:
+        raise DataFormatError(f"{src}: unclosed joint block(s) at end of HIERARCHY")
+    if not joints:
+        raise DataFormatError(f"{src}: no joints in HIERARCHY")
+
+    m_frames = re.search(r"Frames:\s*(\d+)", motion)
+    m_time = re.search(r"Frame\s+Time:\s*([0-9.eE+-]+)", motion)
+    if not m_frames or not m_time:
+        raise DataFormatError(f"{src}: MOTION section lacks 'Frames:' or 'Frame Time:'")
+    num_frames, frame_time = int(m_frames.group(1)), float(m_time.group(1))
+    if frame_time <= 0:
+        raise DataFormatError(f"{src}: Frame Time must be positive, found {frame_time}")
+    body = motion[m_time.end():]
+    values = np.array(body.split(), dtype=np.float64) if body.strip() else np.zeros(0)
+    if n_channels == 0 or values.size < num_frames * n_channels:
+        raise DataFormatError(
+            f"{src}: expected {num_frames} frames x {n_channels} channels = {num_frames * n_channels} values, "
+            f"found {values.size}"
+        )
+    frames = values[: num_frames * n_channels].reshape(num_frames, n_channels)
+    return BvhMotion(joints, frame_time, frames, src)
+
+
+def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
+    """Global joint positions ``[F, J, 3]`` in file units and axes (End Sites included)."""
+    num_frames = motion.frames.shape[0]
+    positions = np.zeros((num_frames, len(motion.joints), 3))
+    rotations: list[np.ndarray] = []
+    for j, joint in enumerate(motion.joints):
+        cols = {c: motion.frames[:, joint.channel_start + k] for k, c in enumerate(joint.channels)}
+        trans = np.repeat(joint.offset[None], num_frames, axis=0)
+        for axis, name in enumerate("XYZ"):
+            if f"{name}position" in cols:
+                trans[:, axis] = cols[f"{name}position"]
+        rot_channels = [c for c in joint.channels if c.endswith("rotation")]
+        if rot_channels:
+            seq = "".join(c[0] for c in rot_channels)
+            angles = np.stack([cols[c] for c in rot_channels], axis=-1)
+            local = Rotation.from_euler(seq.upper(), angles, degrees=True).as_matrix()
+        else:
+            local = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+        if joint.parent < 0:
+            positions[:, j] = trans
+            rotations.append(np.asarray(local))
+        else:
+            p = joint.parent
+            positions[:, j] = positions[:, p] + np.einsum("fab,fb->fa", rotations[p], trans)
+            rotations.append(rotations[p] @ local)
+    return positions
+
+
+def rest_pose(motion: BvhMotion) -> np.ndarray:
+    """Joint positions ``[J, 3]`` of the hierarchy with zero rotations and offsets only (file units)."""
+    pos = np.zeros((len(motion.joints), 3))
+    for j, joint in enumerate(motion.joints):
+        pos[j] = joint.offset + (pos[joint.parent] if joint.parent >= 0 else 0.0)
+    return pos
+
+
+def resolve_unit(unit: str | float, motion: BvhMotion) -> float:
+    """Metres per file unit (see module doc; ``auto`` picks the candidate closest to a 1.7 m body extent)."""
+    if isinstance(unit, (int, float)):
+        return float(unit)
+    if unit in UNITS:
+        return UNITS[unit]
+    if unit != "auto":
+        try:
+            return float(unit)
+        except ValueError as exc:
+            raise ValueError(f"unknown unit {unit!r}; use one of {sorted(UNITS)}, 'auto' or a number") from exc
+    rest = rest_pose(motion)
+    extent = float((rest.max(0) - rest.min(0)).max())
+    if extent <= 0:
+        raise DataFormatError(f"{motion.source}: degenerate rest pose, cannot infer units (pass --unit)")
+    return min(UNITS.values(), key=lambda s: abs(math.log(extent * s / HUMAN_EXTENT_M)))
+
+
+def to_z_up(positions: np.ndarray, up: str) -> np.ndarray:
+    if up == "z":
+        return positions
+    if up == "y":
+        return np.stack([positions[..., 0], -positions[..., 2], positions[..., 1]], axis=-1)
+    raise ValueError(f"up must be 'y' or 'z', got {up!r}")
+
+
+def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip."""
+    if dst_fps <= 0:
+        raise ValueError(f"target fps must be positive, got {dst_fps}")
+    ratio = src_fps / dst_fps
+    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
+        return positions[:: int(round(ratio))].copy()
+    duration = (positions.shape[0] - 1) / src_fps
+    # 1e-3 frame tolerance: "Frame Time" is written with ~7 digits (1/30 -> 0.0333333)
+    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
+    src_pos = times * src_fps
+    i0 = np.clip(np.floor(src_pos).astype(int), 0, positions.shape[0] - 1)
+    i1 = np.clip(i0 + 1, 0, positions.shape[0] - 1)
+    w = (src_pos - i0)[:, None, None]
+    return (1 - w) * positions[i0] + w * positions[i1]
+
+
+def load_joint_map(spec: str | Path | Mapping) -> tuple[dict[str, list[str]], dict]:
+    """``(map from SMPL-22 name -> bvh joints, options)`` from a built-in name, a JSON file or a mapping."""
+    if isinstance(spec, str) and spec in _BUILTIN_MAPS:
+        return builtin_map(spec), {"unit": BUILTIN_UNITS[spec], "up": "y"}
+    if isinstance(spec, Mapping):
+        raw = dict(spec)
+        src = "<mapping>"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise DatasetNotPreparedError(f"joint map file not found: '{path}' (or use --map cmu / lafan1)")
+        with open(path) as fh:
+            raw = json.load(fh)
+        src = str(path)
+    options = {k: raw.pop(k) for k in ("unit", "up") if k in raw}
+    alias = dict(zip(AMASS22_NAMES, SMPL22_NAMES))
+    out: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        name = alias.get(key, key)
+        if name not in SMPL22_NAMES:
+            raise DataFormatError(f"{src}: unknown AMASS joint {key!r}; use SMPL names {list(SMPL22_NAMES)}")
+        out[name] = [value] if isinstance(value, str) else list(value)
+    missing = [n for n in SMPL22_NAMES if n not in out]
+    if missing:
+        raise DataFormatError(f"{src}: joint map lacks {missing}")
+    return out, options
+
+
+def map_to_amass22(positions: np.ndarray, joint_names: Sequence[str], joint_map: Mapping[str, Sequence[str]],
+                   source: str = "<bvh>") -> np.ndarray:
+    """``[F, J_bvh, 3]`` -> ``[F, 22, 3]`` (each AMASS joint = one BVH joint or the mean of several)."""
+    index = {n: i for i, n in enumerate(joint_names)}
+    out = np.zeros((positions.shape[0], 22, 3))
+    for k, name in enumerate(SMPL22_NAMES):
+        srcs = joint_map[name]
+        missing = [s for s in srcs if s not in index]
+        if missing:
+            raise DataFormatError(
+                f"{source}: joint(s) {missing} (for AMASS joint '{name}') not in the BVH hierarchy; "
+                f"BVH joints: {list(joint_names)}"
+            )
+        out[:, k] = positions[:, [index[s] for s in srcs]].mean(axis=1)
+    return out
+
+
+def bvh_to_amass22(
+    path: str | Path, joint_map: str | Path | Mapping = "cmu", *, unit: str | float | None = None,
+    up: str | None = None, fps: float = 60,
+) -> tuple[np.ndarray, dict]:
+    """One BVH file -> ``float32 [T, 22, 3]`` metres, Z-up, ``fps``; plus info (source fps, unit, frames)."""
+    motion = parse_bvh(path)
+    jmap, options = load_joint_map(joint_map)
+    unit = unit if unit is not None else options.get("unit", "auto")
+    up = up if up is not None else options.get("up", "y")
+    scale = resolve_unit(unit, motion)
+    positions = bvh_forward_kinematics(motion)
+    mapped = map_to_amass22(positions, motion.joint_names, jmap, motion.source)
+    out = to_z_up(resample(mapped, motion.fps, fps) * scale, up).astype(np.float32)
+    info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
+            "frames": int(out.shape[0])}
+    return out, info
+
+
+# ----------------------------------------------------------------------------------------------- dataset build
+def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """``{split: {clip: (start, end)}}`` frame ranges per split (see module doc)."""
+    names = sorted(names)
+    if mode == "auto":
+        mode = "time" if len(names) < 10 else "clips"
+    splits: dict[str, dict[str, tuple[int, int]]] = {"train": {}, "valid": {}, "test": {}}
+    if mode == "test":
+        splits["test"] = {n: (0, lengths[n]) for n in names}
+    elif mode == "time":
+        for n in names:
+            t = lengths[n]
+            a, b = int(round(0.70 * t)), int(round(0.85 * t))
+            splits["train"][n], splits["valid"][n], splits["test"][n] = (0, a), (a, b), (b, t)
+    elif mode == "clips":
+        n_test = max(1, int(round(0.1 * len(names))))
+        n_valid = int(round(0.1 * len(names))) if len(names) > 2 else 0
+        # every 10th clip (by sorted name) to test, the next ones to valid: deterministic and spread out
+        order = sorted(range(len(names)), key=lambda i: (i % 10, i))
+        test_idx, valid_idx = set(order[:n_test]), set(order[n_test : n_test + n_valid])
+        for i, n in enumerate(names):
+            split = "test" if i in test_idx else "valid" if i in valid_idx else "train"
+            splits[split][n] = (0, lengths[n])
+    else:
+        raise ValueError(f"split_mode must be auto, clips, time or test; got {mode!r}")
+    return splits
+
+
+def build_bvh_dataset(
+    input_dir: str | Path,
+    name: str,
+    *,
+    data_root: str | Path = "datasets",
+    joint_map: str | Path | Mapping = "cmu",
+    unit: str | float | None = None,
+    up: str | None = None,
+    fps: int = 60,
+    obs_seconds: float = 0.5,
+    pred_seconds: float = 2.0,
+    split_mode: str = "auto",
+    side_files: bool = True,
+    force: bool = False,
+    progress: bool = True,
+) -> BuildSummary:
+    """BVH folder (recursive ``*.bvh``) -> ``processed/<name>/hmp/data_3d_<name.lower()>.npz`` + CSVs + side files."""
+    input_dir = Path(input_dir)
+    processed_dir = Path(data_root) / "processed" / name / "hmp"
+    out_path = processed_dir / f"data_3d_{name.lower()}.npz"
+    summary = BuildSummary(name, output=str(out_path))
+    obs, pred = int(round(obs_seconds * fps)), int(round(pred_seconds * fps))
+
+    if out_path.is_file() and not force:
+        summary.reused = True
+        positions = read_processed(out_path)
+    else:
+        files = sorted(input_dir.rglob("*.bvh")) if input_dir.is_dir() else []
+        if not files:
+            raise DatasetNotPreparedError(f"No .bvh files found under '{input_dir}'")
+        clips: dict[str, np.ndarray] = {}
+        infos = {}
+        for f in tqdm(files, desc="BVH files", unit="file", disable=not progress):
+            summary.sequences_read += 1
+            clip = f.relative_to(input_dir).with_suffix("").as_posix().replace("/", "__")
+            try:
+                clips[clip], infos[clip] = bvh_to_amass22(f, joint_map, unit=unit, up=up, fps=fps)
+            except DataFormatError as exc:
+                summary.skip(str(f), f"unreadable: {exc}")
+                continue
+            if len(clips[clip]) < obs + pred:
+                summary.notes.append(f"note: {clip} has {len(clips[clip])} frames < one window ({obs + pred})")
+        if not clips:
+            raise DataFormatError(f"none of the {len(files)} BVH files under '{input_dir}' could be read")
+        ranges = split_clips(list(clips), {k: len(v) for k, v in clips.items()}, split_mode)
+        positions = {s: {c: clips[c][a:b].copy() for c, (a, b) in r.items()} for s, r in ranges.items()}
+        write_processed(out_path, positions)
+        with atomic_write(processed_dir / "build_info.json", "w") as fh:
+            json.dump({"fps": fps, "joint_map": str(joint_map) if not isinstance(joint_map, Mapping) else "custom",
+                       "split_mode": split_mode, "files": infos, "ranges": ranges, "windows_version": 1}, fh, indent=1)
+    summary.clips_written = sum(len(v) for v in positions.values())
+    summary.frames = sum(len(a) for v in positions.values() for a in v.values())
+    for split, clips_of in positions.items():
+        rows = window_rows([(c, len(a)) for c, a in clips_of.items()], obs, pred, stride=obs)
+        write_csv(processed_dir / f"segments_{split}.csv", ("name", "init", "pred_init", "pred_end"), rows)
+        summary.windows[split] = len(rows)
+    summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
+                                  f"{processed_dir / 'segments_test.csv'}")
+    cfg = bvh_dataset_cfg(name, fps, data_root=data_root)
+    with atomic_write(processed_dir / "dataset_config.json", "w") as fh:
+        json.dump(cfg, fh, indent=1)
+    if side_files and summary.windows.get("test", 0) > 0:
+        side_cfg = dict(cfg, precomputed_folder=str(processed_dir.resolve()),
+                        annotations_folder=str(processed_dir.resolve()))
+        build_side_files_if_possible(name.lower(), processed_dir, processed_dir, summary,
+                                     force=force or not summary.reused, dataset_cfg=side_cfg)
+    return summary
+
+
+def bvh_dataset_cfg(name: str, fps: int = 60, *, data_root: str | Path = "datasets") -> dict:
+    """A ``configs/dataset``-style config for a BVH-built dataset (also written as ``dataset_config.json``).
+
+    Folders are relative to ``dataset_main_path`` (``./datasets``); copy it into ``configs/dataset/<name>.yaml``
+    to train or evaluate with the Hydra entry points.
+    """
+    folder = f"processed/{name}/hmp/"
+    return {
+        "dataset_name": name.lower(), "dataset_type": "GenericMotionDataset", "skeleton_name": "amass",
+        "num_joints": 22, "fps": int(fps), "multimodal_threshold": 0.4, "dtype": "float32",
+        "precomputed_folder": folder, "annotations_folder": folder,
+        "data_loader_train": {"stride": 10, "augmentation": 5, "da_mirroring": 0.5, "da_rotations": 1.0,
+                              "shuffle": True},
+        "data_loader_train_eval": {"stride": 30, "augmentation": 0, "da_mirroring": 0.0, "da_rotations": 0.0},
+        "data_loader_valid": {"segments_path": "segments_valid.csv", "shuffle": False},
+        "data_loader_test": {"segments_path": "segments_test.csv", "shuffle": False},
+    }

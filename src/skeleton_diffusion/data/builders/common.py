@@ -1,0 +1,264 @@
+"""Shared pieces of the raw -> processed dataset builders.
+
+* :class:`BuildSummary`: what every builder reports at the end (sequences read, skipped with reasons, frames,
+  windows per split, and the check of the test windows against the annotation CSV).
+* Writing the processed ``data_3d_<name>.npz`` (official layout, atomic) and the side files
+  (``mean_motion_test.txt``, ``mmgt_test.txt``) through the data layer's API.
+* Window generation for ``segments_<split>.csv`` (``name,init,pred_init,pred_end``; windows start at frame 0,
+  fixed stride, every window that fits) and window checks against CSVs.
+
+Window-generation procedure (version ``WINDOWS_VERSION``): for each clip in the given order and each
+``init = 0, stride, 2*stride, ...`` with ``init + obs + pred <= T`` write ``init, init+obs, init+obs+pred-1``
+(``pred_end`` inclusive). This reproduces the shipped H36M (stride 25), FreeMan (stride 15) and 3DPW (stride 30)
+CSVs given the clip lengths and clip order; AMASS's test CSV follows a different rule (see ``amass.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ...utils.errors import DataFormatError
+from ...utils.io import atomic_path, atomic_write
+
+log = logging.getLogger("skeleton_diffusion.data.builders")
+
+WINDOWS_VERSION = 1
+GENERIC_CSV_HEADER = ("name", "init", "pred_init", "pred_end")
+
+
+@dataclass
+class BuildSummary:
+    """End-of-build report. ``windows`` maps split -> number of windows; ``csv_checks`` split -> message."""
+
+    dataset: str
+    output: str = ""
+    sequences_read: int = 0
+    clips_written: int = 0
+    frames: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    windows: dict[str, int] = field(default_factory=dict)
+    csv_checks: dict[str, str] = field(default_factory=dict)
+    csv_ok: bool = True
+    notes: list[str] = field(default_factory=list)
+    reused: bool = False
+
+    def skip(self, item: str, reason: str) -> None:
+        self.skipped.append((item, reason))
+        log.warning("skipping %s: %s", item, reason)
+
+    def skip_reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, reason in self.skipped:
+            key = reason.split(":")[0]
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def format(self) -> str:
+        lines = [f"== {self.dataset}: build summary =="]
+        lines.append(f"output: {self.output}" + ("  (already present, reused)" if self.reused else ""))
+        lines.append(f"sequences read: {self.sequences_read}; clips written: {self.clips_written}; frames: {self.frames}")
+        lines.append(f"skipped: {len(self.skipped)}" + (f" {self.skip_reasons()}" if self.skipped else ""))
+        for item, reason in self.skipped[:20]:
+            lines.append(f"  - {item}: {reason}")
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more")
+        for split, n in self.windows.items():
+            lines.append(f"windows[{split}]: {n}")
+        for split, msg in self.csv_checks.items():
+            lines.append(f"annotation check [{split}]: {msg}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- processed files
+def write_processed(path: str | Path, positions_3d: Mapping[Any, Any]) -> Path:
+    """Write ``positions_3d`` as ``data_3d_*.npz`` (single pickled-dict key ``positions_3d``), atomically."""
+    path = Path(path)
+    try:
+        from ..processed import save_processed  # the data layer's writer (validates the layout)
+    except ImportError:  # pragma: no cover - only while the data layer is incomplete
+        save_processed = None
+    if save_processed is not None:
+        save_processed(path, dict(positions_3d))
+    else:  # pragma: no cover
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, positions_3d=dict(positions_3d))
+    return path
+
+
+def read_processed(path: str | Path) -> dict:
+    """Read the ``positions_3d`` dict of a processed npz (official or ours)."""
+    with np.load(path, allow_pickle=True) as data:
+        if "positions_3d" not in data.files:
+            raise DataFormatError(f"{path}: expected key 'positions_3d', found {data.files}")
+        return data["positions_3d"].item()
+
+
+def build_side_files_if_possible(
+    dataset_name: str,
+    processed_dir: str | Path,
+    annotations_dir: str | Path,
+    summary: BuildSummary,
+    *,
+    force: bool = False,
+    dataset_cfg: Any = None,
+) -> dict | None:
+    """Build ``mean_motion_test.txt`` and ``mmgt_test.txt`` via the data layer; note in ``summary`` what happened."""
+    from ..side_files import build_side_files
+
+    result = build_side_files(dataset_name, processed_dir, annotations_dir, force=force, dataset_cfg=dataset_cfg)
+    written = [Path(p).name for p in result.get("written", [])]
+    kept = [Path(p).name for p in result.get("skipped", [])]
+    line = f"side files: written {written or 'none'}, already present {kept or 'none'}"
+    if "num_segments" in result:
+        line += f"; {result['num_segments']} test segments"
+    if "mmgt_mean_size" in result:
+        line += f"; MMGT mean set size {result['mmgt_mean_size']:.2f}, singletons {result['mmgt_singletons']}"
+    summary.notes.append(line)
+    mmapd = Path(annotations_dir) / "mmapd_GT.csv"
+    mmgt_file = Path(processed_dir) / "mmgt_test.txt"
+    if mmapd.is_file() and mmgt_file.is_file():
+        summary.notes.append(check_mmgt_singletons(mmgt_file, mmapd))
+    return result
+
+
+def check_mmgt_singletons(mmgt_path: str | Path, mmapd_path: str | Path) -> str:
+    """Compare the number of singleton MMGT sets with the zeros of the shipped ``mmapd_GT.csv`` (spec §10.11).
+
+    A zero ground-truth APD means the segment's MMGT set holds only itself, so both counts should agree
+    (AMASS 2 643, H36M 73 with the official data); a difference hints at different processed data.
+    """
+    from ..mmgt import read_mmgt, mmgt_summary
+
+    singletons = mmgt_summary(read_mmgt(mmgt_path))["singletons"]
+    _, rows = read_csv(mmapd_path)
+    zeros = sum(1 for r in rows if float(r["gt_APD"]) == 0.0)
+    verdict = "match" if singletons == zeros else "DIFFER"
+    return f"MMGT singletons {singletons} vs zero rows of {Path(mmapd_path).name} {zeros}: {verdict}"
+
+
+# --------------------------------------------------------------------------------------------- windows / CSVs
+def window_rows(
+    clips: Iterable[tuple[str, int]], obs: int, pred: int, stride: int, start: int = 0
+) -> list[tuple[str, int, int, int]]:
+    """Rows ``(name, init, pred_init, pred_end)`` for every window of ``obs+pred`` frames that fits (see module doc)."""
+    if obs <= 0 or pred <= 0 or stride <= 0:
+        raise ValueError(f"obs, pred and stride must be positive, got {obs}, {pred}, {stride}")
+    rows = []
+    for name, length in clips:
+        init = start
+        while init + obs + pred <= length:
+            rows.append((name, init, init + obs, init + obs + pred - 1))
+            init += stride
+    return rows
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Atomic CSV write (``\\n`` line endings, header first)."""
+    path = Path(path)
+    with atomic_write(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows (dicts) of a CSV; an unnamed leading pandas index column is kept under key ''."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def official_train_window_count(lengths: Iterable[int], window: int) -> int:
+    """Number of stride-1 training windows the official loader makes: ``max(0, T - window)`` per clip (§5.1)."""
+    return int(sum(max(0, int(t) - window) for t in lengths))
+
+
+def check_csv_windows(
+    csv_path: str | Path,
+    length_of: Callable[[dict[str, str]], int | None],
+    first_frame: Callable[[dict[str, str]], int],
+    last_frame: Callable[[dict[str, str]], int],
+    describe: Callable[[dict[str, str]], str],
+) -> tuple[int, int, list[str]]:
+    """Check that every CSV window addresses an existing clip and fits inside it.
+
+    Returns ``(n_rows, n_ok, problems)``; ``length_of`` returns the clip length or None when the clip is missing.
+    """
+    _, rows = read_csv(csv_path)
+    problems: list[str] = []
+    n_ok = 0
+    for i, row in enumerate(rows):
+        length = length_of(row)
+        if length is None:
+            problems.append(f"row {i}: clip {describe(row)} not in the processed data")
+            continue
+        a, b = first_frame(row), last_frame(row)
+        if a < 0 or b >= length:
+            problems.append(f"row {i}: window [{a}, {b}] of {describe(row)} exceeds the clip length {length}")
+            continue
+        n_ok += 1
+    return len(rows), n_ok, problems
+
+
+def official_file_note(csv_path: str | Path | None) -> str:
+    """`` (official file, sha256 verified)`` when ``csv_path`` is byte-identical to a shipped annotation file."""
+    if csv_path is None or not Path(csv_path).is_file():
+        return ""
+    from ..fetch_annotations import ANNOTATION_FILES
+
+    digest = sha256_file(csv_path)
+    for rel, (sha, _) in ANNOTATION_FILES.items():
+        if sha == digest:
+            return f" (official {rel}, sha256 verified)"
+    return " (not an official annotation file)"
+
+
+def record_csv_check(
+    summary: BuildSummary, split: str, result: tuple[int, int, list[str]], csv_path: str | Path | None = None
+) -> None:
+    n_rows, n_ok, problems = result
+    if problems:
+        summary.csv_ok = False
+        summary.csv_checks[split] = (
+            f"MISMATCH: {n_ok}/{n_rows} CSV windows valid; first problems: " + "; ".join(problems[:5])
+        )
+        log.error("annotation CSV check failed for %s: %s", split, summary.csv_checks[split])
+    else:
+        summary.csv_checks[split] = (f"OK: all {n_rows} CSV windows address existing clips and fit"
+                                     + official_file_note(csv_path))
+    summary.windows[split] = n_ok
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_device(gpu: bool) -> str:
+    """``--gpu``: CUDA when available, otherwise CPU with a warning (never a crash)."""
+    if not gpu:
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    log.warning("--gpu given but CUDA is not available; running on CPU")
+    return "cpu"
+
+
+def setup_cli_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+

@@ -1,0 +1,213 @@
+"""Processed-dataset files in the official layout.
+
+A processed dataset is one ``data_3d_<name>.npz`` holding a single key ``positions_3d``: a *pickled* Python
+dict whose leaves are float32 arrays ``[T, J, 3]`` (metres, world frame, root at joint 0). The nesting depends
+on the dataset (the official scripts' layouts, which load unchanged):
+
+* AMASS / AMASS-MANO: ``{dataset_name: {file_idx(int): [T, J, 3]}}``
+* H36M: ``{subject: {action: [T, 17, 3]}}``
+* FreeMan: ``{sequence_or_slice_name: [T, 18, 3]}``
+* 3DPW: ``{split: {sequence: [T, 24, 3]}}``
+* generic (synthetic, BVH): ``{split: {clip_name: [T, J, 3]}}`` or ``{clip_name: [T, J, 3]}``
+
+Loading needs ``allow_pickle=True``: only open processed files you made yourself or got from a trusted source.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..utils.errors import DataFormatError, DatasetNotPreparedError
+from ..utils.io import atomic_path
+
+__all__ = [
+    "PROCESSED_KEY",
+    "processed_file_name",
+    "processed_path",
+    "create_command",
+    "load_processed",
+    "load_processed_cached",
+    "save_processed",
+    "validate_positions",
+    "iter_leaves",
+]
+
+PROCESSED_KEY = "positions_3d"
+
+_FILE_NAMES = {
+    "amass": "data_3d_amass.npz",
+    "amass-mano": "data_3d_amass.npz",  # the official MANO variant keeps the same file name (52 joints)
+    "h36m": "data_3d_h36m.npz",
+    "freeman": "data_3d_freeman.npz",
+    "3dpw": "data_3d_3dpw.npz",
+    "synthetic": "data_3d_synthetic.npz",
+}
+
+_CREATE_COMMANDS = {
+    "amass": "python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip",
+    "amass-mano": "python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip --include_hands",
+    "h36m": "python -m skeleton_diffusion.data.create_h36m_dataset",
+    "freeman": "python -m skeleton_diffusion.data.create_freeman_dataset",
+    "3dpw": "python -m skeleton_diffusion.data.create_3dpw_dataset",
+    "synthetic": "python -m skeleton_diffusion.data.create_synthetic_dataset",
+}
+
+
+def processed_file_name(dataset_name: str) -> str:
+    """``data_3d_<name>.npz`` (AMASS-MANO shares ``data_3d_amass.npz`` with AMASS, as officially)."""
+    return _FILE_NAMES.get(dataset_name, f"data_3d_{dataset_name}.npz")
+
+
+def processed_path(precomputed_folder: str | os.PathLike, dataset_name: str) -> Path:
+    return Path(precomputed_folder) / processed_file_name(dataset_name)
+
+
+def create_command(dataset_name: str) -> str:
+    """The shell command that creates the processed files of ``dataset_name``."""
+    return _CREATE_COMMANDS.get(
+        dataset_name, f"python -m skeleton_diffusion.data.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
+    )
+
+
+def iter_leaves(tree: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """Yield ``(key_path, leaf)`` for every non-dict value of a nested dict, in insertion order."""
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            yield from iter_leaves(v, prefix + (k,))
+    else:
+        yield prefix, tree
+
+
+def _key_str(path: tuple) -> str:
+    return "positions_3d" + "".join(f"[{k!r}]" for k in path)
+
+
+def validate_positions(positions_3d: Any, *, source: str = "<memory>", num_joints: int | None = None) -> None:
+    """Check the nested dict of ``[T, J, 3]`` arrays; raise :class:`DataFormatError` naming the bad entry.
+
+    ``num_joints``: minimum joint count required (arrays may hold more, e.g. 3DPW's 24 > 22).
+    """
+    if not isinstance(positions_3d, Mapping) or len(positions_3d) == 0:
+        raise DataFormatError(
+            f"{source}: key '{PROCESSED_KEY}' must hold a non-empty dict of clips, found {type(positions_3d).__name__}"
+            + (" (empty)" if isinstance(positions_3d, Mapping) else "")
+        )
+    for path, leaf in iter_leaves(positions_3d):
+        where = f"{source}: {_key_str(path)}"
+        if not isinstance(leaf, np.ndarray):
+            raise DataFormatError(f"{where}: expected a float array [T, J, 3], found {type(leaf).__name__}")
+        if leaf.ndim != 3 or leaf.shape[-1] != 3:
+            raise DataFormatError(f"{where}: expected shape [T, J, 3], found {tuple(leaf.shape)}")
+        if not np.issubdtype(leaf.dtype, np.floating):
+            raise DataFormatError(f"{where}: expected a float array, found dtype {leaf.dtype}")
+        if num_joints is not None and leaf.shape[1] < num_joints:
+            raise DataFormatError(
+                f"{where}: expected at least {num_joints} joints ([T, {num_joints}, 3]), found {tuple(leaf.shape)}"
+            )
+
+
+def load_processed(
+    path: str | os.PathLike,
+    *,
+    dataset_name: str | None = None,
+    num_joints: int | None = None,
+    validate: bool = True,
+) -> dict:
+    """Load ``positions_3d`` from a processed npz (official layout). Returns the nested dict of arrays.
+
+    Raises :class:`DatasetNotPreparedError` (naming the expected path and the command that creates it) when the
+    file is missing, and :class:`DataFormatError` when its content has the wrong structure.
+    """
+    path = Path(path)
+    if not path.is_file():
+        name = dataset_name or path.name.removeprefix("data_3d_").removesuffix(".npz")
+        raise DatasetNotPreparedError(
+            f"Processed dataset not found: expected '{path}'. Create it with `{create_command(name)}` "
+            f"(see docs/data_preparation.md), or point the config's precomputed_folder at the folder holding it."
+        )
+    try:
+        with np.load(path, allow_pickle=True) as npz:
+            if PROCESSED_KEY not in npz.files:
+                raise DataFormatError(
+                    f"{path}: expected a single key '{PROCESSED_KEY}', found keys {sorted(npz.files)}"
+                )
+            raw = npz[PROCESSED_KEY]
+    except DataFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise DataFormatError(f"{path}: not a readable processed npz ({type(exc).__name__}: {exc})") from exc
+    if raw.dtype != object or raw.shape != ():
+        raise DataFormatError(
+            f"{path}: '{PROCESSED_KEY}' must be a pickled dict (0-d object array), found array {raw.dtype} {raw.shape}"
+        )
+    positions = raw.item()
+    if validate:
+        validate_positions(positions, source=str(path), num_joints=num_joints)
+    return positions
+
+
+_CACHE: "OrderedDict[tuple, dict]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 2
+
+
+def _freeze(tree: Any) -> None:
+    for _, leaf in iter_leaves(tree):
+        if isinstance(leaf, np.ndarray):
+            leaf.flags.writeable = False
+
+
+def load_processed_cached(path: str | os.PathLike, **kwargs: Any) -> dict:
+    """:func:`load_processed` with a small in-process cache (the train/valid/test datasets of one run share it).
+
+    The returned arrays are **read-only**: datasets copy before augmenting or adding noise, so the cached data
+    can never be corrupted in place (an official bug, spec §10.3).
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return load_processed(path, **kwargs)  # raises the helpful error
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            positions = _CACHE[key]
+        else:
+            positions = None
+    if positions is None:
+        positions = load_processed(path, **kwargs)
+        _freeze(positions)
+        with _CACHE_LOCK:
+            _CACHE[key] = positions
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    elif kwargs.get("validate", True) and kwargs.get("num_joints") is not None:
+        validate_positions(positions, source=str(path), num_joints=kwargs["num_joints"])
+    return positions
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def save_processed(path: str | os.PathLike, positions_3d: Mapping, *, num_joints: int | None = None) -> Path:
+    """Write ``positions_3d`` atomically as ``np.savez_compressed(path, positions_3d=dict)`` (official layout).
+
+    Arrays are stored as given (the official files are float32). Returns the path written.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise DataFormatError(f"processed dataset path must end with .npz, got '{path}'")
+    validate_positions(positions_3d, source=str(path), num_joints=num_joints)
+    payload = dict(positions_3d)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **{PROCESSED_KEY: payload})
+    return path

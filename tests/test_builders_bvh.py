@@ -1,0 +1,227 @@
+"""BVH builder: parser + FK on hand-written files, units/axes/resampling, joint maps, real CMU files -> dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skeleton_diffusion.data.builders.bvh import (
+    SMPL22_NAMES,
+    builtin_map,
+    bvh_forward_kinematics,
+    bvh_to_amass22,
+    load_joint_map,
+    parse_bvh,
+    resample,
+    resolve_unit,
+    split_clips,
+    to_z_up,
+)
+from skeleton_diffusion.data.builders.common import read_processed
+from skeleton_diffusion.data.create_bvh_dataset import main as bvh_main
+from skeleton_diffusion.utils.errors import DataFormatError
+
+CMU_DIR = Path("/usr/share/assimp/models/BVH")
+CMU_FILES = ["01_01.bvh", "01_03.bvh"]
+
+TINY = """HIERARCHY
+ROOT Hips
+{
+\tOFFSET 0 0 0
+\tCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+\tJOINT Chest
+\t{
+\t\tOFFSET 0 10 0
+\t\tCHANNELS 3 Xrotation Yrotation Zrotation
+\t\tEnd Site
+\t\t{
+\t\t\tOFFSET 0 5 0
+\t\t}
+\t}
+}
+MOTION
+Frames: 3
+Frame Time: 0.5
+1 2 3 0 0 0 0 0 0
+0 0 0 90 0 0 0 0 90
+0 0 0 90 90 0 0 0 0
+"""
+
+
+def test_parse_and_fk_hand_computed():
+    motion = parse_bvh("tiny.bvh", TINY)
+    assert motion.joint_names == ["Hips", "Chest", "Chest_End"] and motion.fps == 2.0
+    assert [j.parent for j in motion.joints] == [-1, 0, 1]
+    pos = bvh_forward_kinematics(motion)
+    # frame 0: pure translation
+    np.testing.assert_allclose(pos[0], [[1, 2, 3], [1, 12, 3], [1, 17, 3]], atol=1e-12)
+    # frame 1: Hips Rz(90) maps (0,10,0) -> (-10,0,0); Chest adds Rz(90): end offset (0,5,0) -> (0,-5,0)
+    np.testing.assert_allclose(pos[1], [[0, 0, 0], [-10, 0, 0], [-10, -5, 0]], atol=1e-12)
+    # frame 2: channel order Z then X means R = Rz(90) @ Rx(90): (0,10,0) -> Rx -> (0,0,10) -> Rz -> (0,0,10)
+    np.testing.assert_allclose(pos[2, 1], [0, 0, 10], atol=1e-12)
+
+
+def test_parse_errors_name_the_problem():
+    with pytest.raises(DataFormatError, match="MOTION"):
+        parse_bvh("a.bvh", TINY.split("MOTION")[0])
+    with pytest.raises(DataFormatError, match="expected 3 frames x 9 channels"):
+        parse_bvh("b.bvh", TINY.rsplit("\n", 2)[0])
+    with pytest.raises(DataFormatError, match="CHANNELS"):
+        parse_bvh("c.bvh", TINY.replace("Xrotation Yrotation Zrotation", "Xrotation Yrotation Wrotation"))
+
+
+def test_units_axes_and_resampling():
+    motion = parse_bvh("tiny.bvh", TINY)
+    assert resolve_unit("cm", motion) == 0.01 and resolve_unit(0.5, motion) == 0.5
+    # extent 15 units: closest to a 1.7 m body is the decimetre (1.5 m)
+    assert resolve_unit("auto", motion) == pytest.approx(0.1)
+    np.testing.assert_allclose(to_z_up(np.array([[1.0, 2.0, 3.0]]), "y"), [[1, -3, 2]])
+    x = np.arange(9, dtype=float)[:, None, None] * np.ones((1, 2, 3))  # linear in time
+    np.testing.assert_allclose(resample(x, 120, 60)[:, 0, 0], [0, 2, 4, 6, 8])
+    up = resample(x, 30, 60)
+    assert up.shape[0] == 17
+    np.testing.assert_allclose(up[:, 0, 0], np.arange(17) / 2)
+    down = resample(x, 50, 30)  # non-integer ratio: linear interpolation at k/30 s
+    np.testing.assert_allclose(down[:, 0, 0], np.arange(down.shape[0]) * 50 / 30)
+
+
+def test_joint_maps(tmp_path):
+    cmu = builtin_map("cmu")
+    assert set(cmu) == set(SMPL22_NAMES) and cmu["left_knee"] == ["LeftLeg"]
+    m = {name: "Hips" for name in SMPL22_NAMES}
+    m.update({"LHip": "Chest", "spine1": ["Hips", "Chest"], "unit": "m", "up": "z"})
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps(m))
+    jmap, opts = load_joint_map(path)
+    assert jmap["left_hip"] == ["Chest"] and jmap["spine1"] == ["Hips", "Chest"] and opts == {"unit": "m", "up": "z"}
+    bvh = tmp_path / "tiny.bvh"
+    bvh.write_text(TINY)
+    out, info = bvh_to_amass22(bvh, path, fps=2)
+    assert out.shape == (3, 22, 3) and info["metres_per_unit"] == 1.0
+    np.testing.assert_allclose(out[0, 3], [1, 7, 3])  # mean of Hips (1,2,3) and Chest (1,12,3), z-up unchanged
+    del m["head"]
+    path.write_text(json.dumps(m))
+    with pytest.raises(DataFormatError, match="head"):
+        load_joint_map(path)
+    with pytest.raises(DataFormatError, match="not in the BVH hierarchy"):
+        bvh_to_amass22(bvh, "cmu")
+
+
+def test_split_modes():
+    lengths = {f"c{i:02d}": 1000 for i in range(20)}
+    s = split_clips(list(lengths), lengths, "auto")
+    assert sum(len(v) for v in s.values()) == 20 and len(s["test"]) == 2 and len(s["valid"]) == 2
+    assert not set(s["test"]) & set(s["train"])
+    t = split_clips(["a"], {"a": 1000}, "auto")
+    assert t["train"]["a"] == (0, 700) and t["valid"]["a"] == (700, 850) and t["test"]["a"] == (850, 1000)
+    assert split_clips(["a", "b"], {"a": 5, "b": 6}, "test")["test"] == {"a": (0, 5), "b": (0, 6)}
+
+
+@pytest.fixture(scope="module")
+def cmu_dataset(tmp_path_factory):
+    if not all((CMU_DIR / f).is_file() for f in CMU_FILES):
+        pytest.skip(f"real CMU BVH files not installed ({CMU_DIR}; apt-get install assimp-testmodels)")
+    root = tmp_path_factory.mktemp("cmu")
+    (root / "in").mkdir()
+    for f in CMU_FILES:
+        shutil.copy(CMU_DIR / f, root / "in" / f)
+    rc = bvh_main(["--input", str(root / "in"), "--name", "CMUSmall", "--data-root", str(root / "ds"), "--quiet"])
+    assert rc == 0
+    return root
+
+
+def test_real_cmu_files_give_human_bone_lengths(cmu_dataset):
+    hmp = cmu_dataset / "ds/processed/CMUSmall/hmp"
+    pos = read_processed(hmp / "data_3d_cmusmall.npz")
+    clips = {(s, c): a for s, d in pos.items() for c, a in d.items()}
+    # 01_01: 2752 frames at 120 Hz -> 1376 at 60 Hz, cut 70/15/15 in time
+    assert sum(len(a) for (s, c), a in clips.items() if c == "01_01") == 1376
+    for (split, clip), arr in clips.items():
+        assert arr.shape[1:] == (22, 3) and arr.dtype == np.float32
+        for hip, knee in ((1, 4), (2, 5)):
+            femur = np.linalg.norm(arr[:, hip] - arr[:, knee], axis=-1)
+            assert 0.35 < femur.mean() < 0.5 and femur.std() < 1e-4, (split, clip, femur.mean())
+        shin = np.linalg.norm(arr[:, 4] - arr[:, 7], axis=-1)
+        assert 0.3 < shin.mean() < 0.5
+        # Z-up: the head is above the pelvis, the feet below it
+        assert np.mean(arr[:, 15, 2] - arr[:, 0, 2]) > 0.3 and np.mean(arr[:, 10, 2] - arr[:, 0, 2]) < -0.6
+    info = json.loads((hmp / "build_info.json").read_text())
+    assert info["files"]["01_01"]["metres_per_unit"] == pytest.approx(0.0254 / 0.45)
+
+
+def test_real_cmu_windows_load_through_the_data_layer(cmu_dataset):
+    import torch
+
+    from skeleton_diffusion.data.factory import build_dataset
+
+    hmp = cmu_dataset / "ds/processed/CMUSmall/hmp"
+    cfg = json.loads((hmp / "dataset_config.json").read_text())
+    n_csv = {s: len((hmp / f"segments_{s}.csv").read_text().strip().splitlines()) - 1 for s in ("valid", "test")}
+    assert n_csv["test"] > 0 and n_csv["valid"] > 0
+    test = build_dataset(cfg, "test", pose_box_size=1.2, dataset_main_path=cmu_dataset / "ds", if_load_mmgt=True)
+    assert len(test) == n_csv["test"]
+    obs, fut, extra = test[0]
+    assert tuple(obs.shape) == (30, 21, 3) and tuple(fut.shape) == (120, 21, 3)
+    assert torch.isfinite(obs).all() and extra["mm_gt"].shape[1:] == (120, 21, 3)
+    train = build_dataset(cfg, "train", pose_box_size=1.2, dataset_main_path=cmu_dataset / "ds")
+    assert len(train) > 10
+    assert (hmp / "mean_motion_test.txt").read_text().count("\n") >= 1
+
+
+LAFAN1_TREE = [  # (name, parent, offset in cm): the LAFAN1 hierarchy
+    ("Hips", None, (0, 90, 0)), ("LeftUpLeg", "Hips", (10, -5, 0)), ("LeftLeg", "LeftUpLeg", (0, -42, 0)),
+    ("LeftFoot", "LeftLeg", (0, -40, 0)), ("LeftToe", "LeftFoot", (0, -5, 12)),
+    ("RightUpLeg", "Hips", (-10, -5, 0)), ("RightLeg", "RightUpLeg", (0, -42, 0)),
+    ("RightFoot", "RightLeg", (0, -40, 0)), ("RightToe", "RightFoot", (0, -5, 12)),
+    ("Spine", "Hips", (0, 10, 0)), ("Spine1", "Spine", (0, 12, 0)), ("Spine2", "Spine1", (0, 12, 0)),
+    ("Neck", "Spine2", (0, 16, 0)), ("Head", "Neck", (0, 10, 0)),
+    ("LeftShoulder", "Spine2", (5, 12, 0)), ("LeftArm", "LeftShoulder", (12, 0, 0)),
+    ("LeftForeArm", "LeftArm", (27, 0, 0)), ("LeftHand", "LeftForeArm", (25, 0, 0)),
+    ("RightShoulder", "Spine2", (-5, 12, 0)), ("RightArm", "RightShoulder", (-12, 0, 0)),
+    ("RightForeArm", "RightArm", (-27, 0, 0)), ("RightHand", "RightForeArm", (-25, 0, 0)),
+]
+
+
+def _write_lafan_like(path: Path, frames: int, rng) -> None:
+    children: dict = {}
+    for name, parent, _ in LAFAN1_TREE:
+        children.setdefault(parent, []).append(name)
+    offsets = {n: o for n, _, o in LAFAN1_TREE}
+    lines = ["HIERARCHY"]
+
+    def emit(name, depth, root=False):
+        pad = "\t" * depth
+        lines.append(f"{pad}{'ROOT' if root else 'JOINT'} {name}")
+        lines.append(pad + "{")
+        lines.append(pad + "\tOFFSET " + " ".join(str(v) for v in offsets[name]))
+        chans = "6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if root else "3 Zrotation Yrotation Xrotation"
+        lines.append(pad + "\tCHANNELS " + chans)
+        kids = children.get(name, [])
+        for k in kids:
+            emit(k, depth + 1)
+        if not kids:
+            lines.extend([pad + "\tEnd Site", pad + "\t{", pad + "\t\tOFFSET 0 5 0", pad + "\t}"])
+        lines.append(pad + "}")
+
+    emit("Hips", 0, root=True)
+    n_ch = 6 + 3 * (len(LAFAN1_TREE) - 1)
+    data = rng.normal(0, 15, (frames, n_ch))
+    data[:, :3] = [0, 90, 0]
+    lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {1 / 30:.7f}"]
+    lines += [" ".join(f"{v:.4f}" for v in row) for row in data]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_lafan1_map_units_and_upsampling(tmp_path):
+    path = tmp_path / "walk1_subject1.bvh"
+    _write_lafan_like(path, 11, np.random.default_rng(0))
+    out, info = bvh_to_amass22(path, "lafan1", fps=60)
+    assert info["metres_per_unit"] == 0.01 and info["source_fps"] == 30.0
+    assert out.shape == (21, 22, 3)  # 11 frames at 30 Hz span 1/3 s -> 21 frames at 60 Hz
+    femur = np.linalg.norm(out[::2, 1] - out[::2, 4], axis=-1)  # original frames: exact bone length
+    np.testing.assert_allclose(femur, 0.42, atol=1e-5)
+    assert out[0, 0, 2] == pytest.approx(0.9, abs=1e-5)  # pelvis height: Y-up cm -> Z-up m
