@@ -123,7 +123,7 @@ def test_diffusion_needs_a_real_autoencoder(data_root, tmp_path):
 def test_diffusion_refuses_a_diffusion_checkpoint_as_autoencoder(data_root, ae_run, tmp_path):
     d = tmp_path / "d1"
     diffusion_trainer.main(diffusion_cfg(data_root, ae_run, d, ["model.num_epochs=1"]))
-    with pytest.raises(CheckpointError, match="'diffusion' checkpoint"):
+    with pytest.raises(CheckpointError, match="'diffusion' run"):
         diffusion_trainer.main(diffusion_cfg(data_root, d, tmp_path / "d2", ["model.num_epochs=1"]))
 
 

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..factories import build_autoencoder
 from ..skeletons import get_skeleton
 from .checkpoint import CheckpointSaver, load_checkpoint, make_meta
-from .launch import RunSetup, average_gradients, build_train_loader, launch, select_device, setup_run
+from .visual_logging import log_prediction_visuals
+from .launch import RunSetup, average_gradients, check_replicas_in_sync, build_train_loader, launch, select_device, setup_run
 
 _log = logging.getLogger(__name__)
 
@@ -164,6 +165,12 @@ def train(setup: RunSetup) -> dict[str, Any]:
                 for k, v in engine.state.metrics.items():
                     if k.startswith(("val_", "train_")):
                         tb.writer.add_scalar(f"validation/{k}", v, engine.state.epoch)
+                obs, fut = (x[:1].to(device) for x in next(iter(valid_loader))[:2])
+                with torch.no_grad():
+                    rec = model.autoencode(fut, obs, ph=fut.shape[1], compute_past_embedding=False)[0]
+                pbs = float(cfg.task.pose_box_size)
+                log_prediction_visuals(tb, "validation/reconstruction", obs[0] * pbs, rec * pbs, fut[0] * pbs,
+                                       skeleton, engine.state.epoch, fps=float(cfg.dataset.fps))
             _log.info("epoch %d validation: %s", engine.state.epoch,
                       ", ".join(f"{k}={v:.4f}" for k, v in res.items()))
 
@@ -186,6 +193,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
         _log.info("resumed from %s (epoch %d, iteration %d)", setup.resume.checkpoint, trainer.state.epoch,
                   trainer.state.iteration)
     trainer.run(loader, max_epochs=int(m.num_epochs), epoch_length=epoch_length)
+    check_replicas_in_sync(model)
     final = periodic.last_saved
     return {"run_dir": str(run.root), "checkpoint": str(final) if final else None,
             "epochs": trainer.state.epoch, "iterations": trainer.state.iteration,

@@ -22,6 +22,7 @@ from typing import Optional, Protocol, Union
 import torch
 from torch import Tensor, nn
 
+from skeleton_diffusion.diffusion.samplers import white_noise
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = ["SIMILARITY_SPACES", "BestOfKOutput", "best_of_k_loss", "naive_best_of_k_loss", "auto_chunk_size"]
@@ -84,7 +85,7 @@ def _draw(diffusion: nn.Module, z_future: Tensor, k: int, t: Optional[Tensor], n
         raise InputError(f"t must be [{b}], got {tuple(t.shape)}")
     shape = (b * k, *z_future.shape[1:])
     if noise is None:
-        noise = torch.randn(shape, generator=generator, device=z_future.device, dtype=z_future.dtype)
+        noise = white_noise(shape, z_future, generator)
     elif tuple(noise.shape) != shape:
         raise InputError(f"noise must be {shape}, got {tuple(noise.shape)}")
     return t, noise

@@ -22,10 +22,29 @@ from ..skeletons import get_skeleton
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import safe_torch_load
 from .checkpoint import CheckpointSaver, load_checkpoint, make_meta
-from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
+from .visual_logging import log_prediction_visuals
+from .launch import (RunSetup, autoencoder_run_config, average_gradients, check_replicas_in_sync, build_train_loader, launch,
                      select_device, setup_run)
 
 _log = logging.getLogger(__name__)
+
+
+def draw_for_global_batch(diffusion: nn.Module, z_future: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Timesteps ``[B]`` and noise ``[B*k, N, D]`` for this process's part of the global batch.
+
+    Every process draws the *global* batch's ``t`` and noise in the official order (``randint`` then ``randn``)
+    and keeps its rows; process ``r`` of ``W`` holds global samples ``r, r+W, ...`` (the sampler's sharding).
+    With one process this is exactly the official draw, and W processes reproduce the single-process run."""
+    import ignite.distributed as idist
+
+    world, rank = idist.get_world_size(), idist.get_rank()
+    b = z_future.shape[0]
+    t = diffusion.sample_timesteps(b * world, z_future.device)
+    noise = torch.randn((b * world * k, *z_future.shape[1:]), device=z_future.device, dtype=z_future.dtype)
+    if world == 1:
+        return t, noise
+    noise = noise.view(b * world, k, *z_future.shape[1:])[rank::world].reshape(b * k, *z_future.shape[1:])
+    return t[rank::world].contiguous(), noise.contiguous()
 
 
 def load_frozen_autoencoder(ae_cfg: DictConfig, ckpt_path: Any, device: torch.device) -> nn.Module:
@@ -134,8 +153,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
         fut = batch[1].to(device, non_blocking=True)
         with torch.no_grad():
             z_past, z_future = ae.get_train_embeddings(fut, obs)
+        t, noise = draw_for_global_batch(diffusion, z_future, k)
         out = best_of_k_loss(diffusion, ae, z_future, z_past, obs, fut, k, space, pose_box_size=pose_box_size,
-                             prediction_horizon=ph_eval, chunk_size=chunk)
+                             prediction_horizon=ph_eval, chunk_size=chunk, t=t, noise=noise)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         average_gradients(diffusion.parameters())
@@ -179,6 +199,11 @@ def train(setup: RunSetup) -> dict[str, Any]:
                 for k_, v in engine.state.metrics.items():
                     if k_.startswith("val_"):
                         tb.writer.add_scalar(f"validation/{k_[4:]}", v, engine.state.epoch)
+                obs, fut = (x[:1].to(device) for x in next(iter(valid_loader))[:2])
+                pred = model.predict(obs, min(num_samples, 5), diffusion=sampler_model)[0]
+                log_prediction_visuals(tb, "validation/samples", obs[0] * pose_box_size, pred * pose_box_size,
+                                       fut[0] * pose_box_size, skeleton, engine.state.epoch,
+                                       fps=float(ae_cfg.dataset.fps))
             _log.info("epoch %d validation: %s", engine.state.epoch,
                       ", ".join(f"{k_}={v:.4f}" for k_, v in engine.state.metrics.items() if k_.startswith("val_")))
 
@@ -200,6 +225,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
         _log.info("resumed from %s (epoch %d, iteration %d)", setup.resume.checkpoint, trainer.state.epoch,
                   trainer.state.iteration)
     trainer.run(loader, max_epochs=int(m.num_epochs), epoch_length=epoch_length)
+    check_replicas_in_sync(diffusion)
     final = periodic.last_saved
     return {"run_dir": str(run.root), "checkpoint": str(final) if final else None,
             "epochs": trainer.state.epoch, "iterations": trainer.state.iteration,

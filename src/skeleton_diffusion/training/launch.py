@@ -127,8 +127,10 @@ def build_train_loader(dataset: Any, *, batch_size: int, seed: int, num_workers:
         raise ConfigError(f"the training set has {len(dataset)} windows, fewer than one batch of {per_rank}; "
                           "lower model.batch_size or use a larger dataset")
     sampler = ResumableRandomSampler(len(dataset), seed=seed, batch_size=per_rank)
+    # A private generator: creating a DataLoader iterator draws a base seed from it instead of from the global
+    # torch RNG, so a resumed run (which opens a new iterator) keeps the global RNG stream of the original run.
     loader = build_dataloader(dataset, batch_size=per_rank, shuffle=False, sampler=sampler, drop_last=drop_last,
-                              num_workers=num_workers, pin_memory=pin_memory)
+                              num_workers=num_workers, pin_memory=pin_memory, seed=seed + 1)
     return loader, sampler
 
 
@@ -152,7 +154,13 @@ def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
             "`python train_autoencoder.py dataset=<name>` and pass its run folder or checkpoint file.")
     for cand in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
         if cand.is_file():
-            return OmegaConf.load(cand), ckpt  # type: ignore[return-value]
+            cfg = OmegaConf.load(cand)
+            stage = cfg.get("stage", "autoencoder")
+            if stage != "autoencoder" or "dataset" not in cfg or "model" not in cfg:
+                raise CheckpointError(
+                    f"model.pretrained_autoencoder_path '{p}' belongs to a {stage!r} run ({cand}), not an "
+                    "autoencoder run; pass the run folder or checkpoint written by train_autoencoder.py")
+            return cfg, ckpt  # type: ignore[return-value]
     raise CheckpointError(f"no config.yaml found for autoencoder checkpoint '{ckpt}' (looked in "
                           f"{ckpt.parent.parent} and {ckpt.parent})")
 
@@ -177,3 +185,19 @@ def average_gradients(parameters: Any) -> None:
         n = g.numel()
         g.copy_(flat[offset:offset + n].view_as(g))
         offset += n
+
+
+def check_replicas_in_sync(module: torch.nn.Module, what: str = "model") -> None:
+    """Under data parallelism every process must hold the same weights: compare a float64 fingerprint of the
+    parameters across processes and raise if any differs (no-op for one process)."""
+    import ignite.distributed as idist
+
+    if idist.get_world_size() <= 1:
+        return
+    with torch.no_grad():
+        fp = torch.stack([torch.cat([p.detach().double().flatten() for p in module.parameters()]).abs().sum(),
+                          torch.cat([p.detach().double().flatten() for p in module.parameters()]).sum()])
+    gathered = idist.all_gather(fp.to(idist.device())).view(-1, 2).cpu()
+    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+        raise RuntimeError(f"{what} weights differ between processes after training: {gathered.tolist()}")
+    _log.info("%s weights identical on all %d processes", what, idist.get_world_size())

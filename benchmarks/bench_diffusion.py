@@ -1,0 +1,187 @@
+"""Diffusion train-step benchmark: fast best-of-k selection vs the official (naive) computation.
+
+One step = encode obs/future with the frozen AE (no grad) + best-of-k diffusion loss + backward + grad clip 1.0
++ Adam. Shapes are the AMASS recipe: batch 64, 21 nodes / 13 types, latent 96, 30 observed and 120 predicted
+frames, official Denoiser (depth 4, 8 heads x 32, cond 96, learned influence), AE with 2 encoder layers.
+
+Variants (each in its own process so peak memory is measured separately):
+* ``ours``         : all k·B candidates denoised/decoded/scored under no_grad in chunks, only the B winners
+                     recomputed with grad (:func:`best_of_k_loss`).
+* ``naive_nograd`` : the official computation with the decode wrapped in no_grad (denoiser on all k·B with grad).
+* ``naive``        : the official computation as shipped (denoiser AND decoder of all k·B candidates with grad).
+
+Memory: CPU = peak RSS of the process (``ru_maxrss``; also shown minus the RSS before the first step);
+CUDA = ``torch.cuda.max_memory_allocated``. A variant whose RSS passes ``--mem-cap-gib`` is killed and reported
+as such (the naive variant needs tens of GiB at k = 50).
+
+    python benchmarks/bench_diffusion.py --device auto --iters 3 --k 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]
+GIB = 1024 ** 3
+
+
+def _rss_bytes(pid: str = "self") -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _build(device):
+    import torch
+
+    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
+    from skeleton_diffusion.nn.autoencoder import AutoEncoder
+    from skeleton_diffusion.nn.denoiser import Denoiser
+    from skeleton_diffusion.skeletons import get_skeleton
+
+    torch.manual_seed(0)
+    ae = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)
+    ae.to(device).eval().requires_grad_(False)
+    denoiser = Denoiser(dim=96, cond_dim=96, out_dim=96, num_nodes=21, node_types=AMASS_TYPES, depth=4,
+                        attn_heads=8, attn_dim_head=32, use_attention=True, norm_type="none", learn_influence=True)
+    Sigma_N, Lambda_N, U = get_cov_from_corr(torch.from_numpy(get_skeleton("amass").adjacency()))
+    diffusion = NonisotropicGaussianDiffusion(Sigma_N, Lambda_N, U, denoiser, diffusion_conditioning=True,
+                                              latent_size=96).to(device).train()
+    return ae, diffusion
+
+
+def _run_variant(args: argparse.Namespace) -> dict:
+    import torch
+
+    from skeleton_diffusion.training.best_of_k import best_of_k_loss, naive_best_of_k_loss
+    from skeleton_diffusion.utils.device import resolve_device
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    ae, diffusion = _build(device)
+    opt = torch.optim.Adam(diffusion.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(1)
+    obs = (0.3 * torch.randn(args.batch_size, 30, 21, 3, generator=gen)).to(device)
+    fut = (0.3 * torch.randn(args.batch_size, 120, 21, 3, generator=gen)).to(device)
+
+    def step() -> float:
+        with torch.no_grad():
+            z_past, z_future = ae.get_train_embeddings(fut, past=obs)
+        if args.variant == "ours":
+            out = best_of_k_loss(diffusion, ae, z_future, z_past, obs, fut, args.k, "input_space",
+                                 chunk_size=args.chunk_size or "auto")
+        else:
+            out = naive_best_of_k_loss(diffusion, ae, z_future, z_past, obs, fut, args.k, "input_space",
+                                       decode_with_grad=args.variant == "naive")
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(diffusion.parameters(), 1.0)
+        opt.step()
+        return float(out.loss.detach())
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    rss0 = _rss_bytes()
+    times, losses = [], []
+    for i in range(args.warmup + args.iters):
+        torch.manual_seed(100 + i)
+        t0 = time.perf_counter()
+        losses.append(step())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        print(f"  [{args.variant} k={args.k}] step {i}: {times[-1]:.2f}s", file=sys.stderr, flush=True)
+    timed = times[args.warmup:] or times
+    res = dict(variant=args.variant, k=args.k, device=str(device), median_s=statistics.median(timed),
+               times_s=timed, losses=losses)
+    if device.type == "cuda":
+        res.update(peak_gib=torch.cuda.max_memory_allocated() / GIB, mem_kind="cuda max_memory_allocated")
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        res.update(peak_gib=peak / GIB, peak_delta_gib=(peak - rss0) / GIB, mem_kind="process peak RSS")
+    return res
+
+
+def _spawn(args: argparse.Namespace, variant: str, k: int) -> dict:
+    cmd = [sys.executable, __file__, "--_child", "--variant", variant, "--k", str(k), "--device", args.device,
+           "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+           "--threads", str(args.threads), "--chunk-size", str(args.chunk_size)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    peak, killed, t0 = 0, False, time.time()
+    while proc.poll() is None:
+        try:
+            rss = _rss_bytes(str(proc.pid))
+            peak = max(peak, rss)
+            if rss > args.mem_cap_gib * GIB:
+                proc.kill()
+                killed = True
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        if time.time() - t0 > args.time_cap_s:
+            proc.kill()
+            killed = True
+        time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    if killed or proc.returncode != 0:
+        return dict(variant=variant, k=k, failed=True, peak_gib=peak / GIB,
+                    reason=f"killed at RSS {peak / GIB:.1f} GiB / {time.time() - t0:.0f} s (caps: "
+                           f"{args.mem_cap_gib} GiB, {args.time_cap_s} s)" if killed else f"exit {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--iters", type=int, default=3, help="timed steps per variant (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps")
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--chunk-size", type=int, default=0, help="candidates per no-grad chunk (0 = auto)")
+    p.add_argument("--variants", default="ours,naive_nograd,naive")
+    p.add_argument("--skip-k1", action="store_true", help="do not also run the k = 1 comparison")
+    p.add_argument("--mem-cap-gib", type=float, default=12.0)
+    p.add_argument("--time-cap-s", type=float, default=3600.0)
+    p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args._child:
+        print(json.dumps(_run_variant(args)))
+        return
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    runs = [(v, args.k) for v in variants]
+    if not args.skip_k1 and args.k != 1:
+        runs += [("ours", 1), ("naive", 1)]
+    results = {}
+    for variant, k in runs:
+        print(f"running {variant} k={k} ...", file=sys.stderr, flush=True)
+        results[(variant, k)] = _spawn(args, variant, k)
+    load = os.getloadavg()
+    print(f"\nbatch {args.batch_size}, AMASS shapes, device {args.device}, {args.threads} threads, "
+          f"load avg {load[0]:.1f}/{load[1]:.1f} (shared machine)")
+    print(f"{'variant':>14} {'k':>4} {'median step [s]':>16} {'peak mem [GiB]':>15}  note")
+    for (variant, k), r in results.items():
+        if r.get("failed"):
+            print(f"{variant:>14} {k:>4} {'-':>16} {r['peak_gib']:>15.2f}  {r['reason']}")
+        else:
+            note = f"delta {r['peak_delta_gib']:.2f} GiB" if "peak_delta_gib" in r else r["mem_kind"]
+            print(f"{variant:>14} {k:>4} {r['median_s']:>16.2f} {r['peak_gib']:>15.2f}  {note}")
+    for k in sorted({k for _, k in runs}):
+        ours = results.get(("ours", k))
+        for other in ("naive_nograd", "naive"):
+            ref = results.get((other, k))
+            if ours and ref and not ours.get("failed") and not ref.get("failed"):
+                print(f"k={k}: {other} / ours: time x{ref['median_s'] / ours['median_s']:.2f}, "
+                      f"peak memory x{ref['peak_gib'] / ours['peak_gib']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Node covariance Σ_N of the nonisotropic diffusion, built from a skeleton correlation matrix (spec §4.1–4.2).
+
+All functions are pure and keep the input's device and dtype (the official code builds its identity on the
+CPU in the default dtype; that is fixed here). Matrices are ``[N, N]``, eigenvalue vectors ``[N]``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from skeleton_diffusion.utils.errors import ConfigError, InputError
+
+__all__ = [
+    "NULL_EIGENVALUE_TOL",
+    "is_positive_definite",
+    "make_positive_definite",
+    "normalize_cov",
+    "get_cov_from_corr",
+]
+
+#: Eigenvalues with magnitude below this count as zero (official threshold, ~float32 resolution at 1.0).
+NULL_EIGENVALUE_TOL = 0.7e-7
+
+SigmaScale = Literal["spectral", "frob"]
+CovarianceType = Literal["skeleton-diffusion", "anisotropic", "isotropic"]
+
+
+def _check_square_symmetric(matrix: Tensor, name: str) -> None:
+    if not torch.is_tensor(matrix) or matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+        shape = tuple(matrix.shape) if torch.is_tensor(matrix) else type(matrix).__name__
+        raise InputError(f"{name} must be a square [N, N] tensor, got {shape}")
+    if not torch.isfinite(matrix).all():
+        raise InputError(f"{name} contains NaN or inf values")
+    if not torch.allclose(matrix, matrix.mT):
+        raise InputError(f"{name} must be symmetric (max |C - C^T| = {(matrix - matrix.mT).abs().max().item():.3g})")
+
+
+def is_positive_definite(matrix: Tensor) -> bool:
+    """True when the symmetric ``matrix [N, N]`` has only strictly positive eigenvalues (uses ``eigvalsh``)."""
+    _check_square_symmetric(matrix, "matrix")
+    return bool((torch.linalg.eigvalsh(matrix) > 0).all())
+
+
+def make_positive_definite(matrix: Tensor, epsilon: float = 1e-6, if_submin: bool = False) -> Tensor:
+    """Return ``matrix`` if it is positive definite, else ``matrix + (max|λ| + ε) I`` (spec §4.1).
+
+    ``if_submin=True`` adds ``(-λ_min + ε) I`` instead (an unused official option). The shift uses the
+    spectral radius, so for a 0/1 adjacency A the result is ``A + (ρ(A) + ε) I``.
+    """
+    _check_square_symmetric(matrix, "correlation matrix")
+    eigenvalues = torch.linalg.eigvalsh(matrix)
+    if bool((eigenvalues > 0).all()):
+        return matrix
+    # the shift uses the general eigen-solver like the official code: eigvalsh differs in the last bits, which
+    # moves the eigenvectors of nearly-degenerate pairs (reachability) by ~1e-4
+    eigenvalues = torch.linalg.eigvals(matrix).real.to(matrix.dtype)
+    shift = (-eigenvalues.min() if if_submin else eigenvalues.abs().max()) + epsilon
+    eye = torch.eye(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
+    result = matrix + eye * shift
+    if bool((torch.linalg.eigvalsh(result).abs() < NULL_EIGENVALUE_TOL).any()):
+        raise InputError("make_positive_definite: the shifted matrix is still singular; increase epsilon")
+    return result
+
+
+def normalize_cov(
+    Sigma_N: Tensor,
+    Lambda_N: Tensor,
+    U: Tensor,
+    if_sigma_n_scale: bool = True,
+    sigma_n_scale: SigmaScale = "spectral",
+) -> tuple[Tensor, Tensor]:
+    """Rescale ``Σ_N [N, N]`` and its eigenvalues ``Λ_N [N]`` (eigenvectors ``U [N, N]`` are unchanged).
+
+    ``spectral`` divides by λ_max (so λ_max = 1); ``frob`` divides by the mean eigenvalue trace/N (the official
+    name; for ``A + cI`` this yields a unit diagonal). Checks Σ_N = U diag(Λ_N) Uᵀ and positive definiteness.
+    """
+    n = Sigma_N.shape[0]
+    if Lambda_N.shape != (n,) or U.shape != (n, n):
+        raise InputError(f"normalize_cov: expected Lambda_N [{n}] and U [{n}, {n}], got "
+                         f"{tuple(Lambda_N.shape)} and {tuple(U.shape)}")
+    if if_sigma_n_scale:
+        if sigma_n_scale == "spectral":
+            scale = Lambda_N.max()
+        elif sigma_n_scale == "frob":
+            scale = Lambda_N.sum() / n
+        else:
+            raise ConfigError(f"sigma_n_scale must be 'spectral' or 'frob', got {sigma_n_scale!r}")
+        Lambda_N = Lambda_N / scale
+        Sigma_N = Sigma_N / scale
+        recon = U @ torch.diag(Lambda_N) @ U.mT
+        if not torch.isclose(Sigma_N, recon, atol=1e-6).all():
+            raise InputError("normalize_cov: Sigma_N != U diag(Lambda_N) U^T after scaling (atol 1e-6)")
+    if not bool((Lambda_N > NULL_EIGENVALUE_TOL).all()):
+        raise InputError(f"normalize_cov: Lambda_N must be positive, got min {Lambda_N.min().item():.3g}")
+    return Sigma_N, Lambda_N
+
+
+def get_cov_from_corr(
+    correlation_matrix: Tensor,
+    if_sigma_n_scale: bool = True,
+    sigma_n_scale: SigmaScale = "spectral",
+    if_run_as_isotropic: bool = False,
+    diffusion_covariance_type: CovarianceType | str = "skeleton-diffusion",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Node covariance from a correlation matrix ``C [N, N]`` -> ``(Σ_N [N, N], Λ_N [N], U [N, N])``.
+
+    Default path: ``make_positive_definite`` -> ``eigh`` (ascending Λ_N, orthonormal U, lower triangle) ->
+    ``normalize_cov``. With ``if_run_as_isotropic=True`` the result describes white noise, U = I:
+
+    * ``skeleton-diffusion`` / ``anisotropic``: Λ_N = 1, Σ_N = I. (The official code returns Σ_N = 0 for
+      ``skeleton-diffusion``, inconsistent with U Λ Uᵀ; Σ_N enters no computation, so I is returned.)
+    * anything else (``isotropic``): Λ_N = 0, Σ_N = 0, U = I, as the official code; the diffusion classes
+      then use the plain DDPM variances (the official class crashes on this combination, spec §4.9).
+    """
+    _check_square_symmetric(correlation_matrix, "correlation_matrix")
+    n = correlation_matrix.shape[0]
+    kw = dict(device=correlation_matrix.device, dtype=correlation_matrix.dtype)
+    if if_run_as_isotropic:
+        eye = torch.eye(n, **kw)
+        if diffusion_covariance_type in ("skeleton-diffusion", "anisotropic"):
+            return eye.clone(), torch.ones(n, **kw), eye
+        return torch.zeros(n, n, **kw), torch.zeros(n, **kw), eye
+    Sigma_N = make_positive_definite(correlation_matrix)
+    Lambda_N, U = torch.linalg.eigh(Sigma_N, UPLO="L")
+    Sigma_N, Lambda_N = normalize_cov(Sigma_N, Lambda_N, U, if_sigma_n_scale=if_sigma_n_scale,
+                                      sigma_n_scale=sigma_n_scale)
+    return Sigma_N, Lambda_N, U

@@ -1,0 +1,188 @@
+"""Fused static-graph GRU recurrence with a hand-written backward pass.
+
+One autograd node for a whole sequence instead of ~15 per step: the forward loop writes into preallocated buffers,
+the backward loop runs the hidden-state recurrence only, and the gradient of the recurrent weights is one batched
+product over all steps (instead of one small product and one accumulation per step).
+
+Math per step t (node-major tensors ``[N, B, F]``; ``g_t [N, N]``; PyTorch GRU gate order r, z, n)::
+
+    Y_t  = h_{t-1} W_hh^T + b_hh                     (per-node weights, one bmm)
+    Hm_t = g_t @ Y_t ;  X_t = given (mixed) or g_t @ P  (constant decoder input P)
+    r, z = sigmoid(X_t[:2H] + Hm_t[:2H]) ;  n = tanh(X_t[2H:] + r * Hm_t[2H:])
+    h_t  = n + z * (h_{t-1} - n)
+
+The forward uses exactly the same operations as the step-by-step module code, so results agree to rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def _gate_math(xt: Tensor, hm: Tensor, h_prev: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Elementwise GRU update (the part ``torch.compile`` can fuse): returns ``(r|z, n, h_new)``."""
+    hs = h_prev.shape[-1]
+    rz = torch.sigmoid(xt[..., : 2 * hs] + hm[..., : 2 * hs])
+    n = torch.tanh(torch.addcmul(xt[..., 2 * hs:], rz[..., :hs], hm[..., 2 * hs:]))
+    return rz, n, torch.lerp(n, h_prev, rz[..., hs:])
+
+
+class CompiledGates:
+    """``torch.compile``-d :func:`_gate_math` (fuses the elementwise kernels of a step; mainly helps on GPUs).
+
+    Compilation happens at the first call; if it fails (no compiler, unsupported backend) the eager ops are used
+    from then on, with one warning.
+    """
+
+    def __init__(self) -> None:
+        self._fn = torch.compile(_gate_math, dynamic=True)
+        self.failed = False
+
+    def __call__(self, xt: Tensor, hm: Tensor, h_prev: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        if not self.failed:
+            try:
+                return self._fn(xt, hm, h_prev)
+            except Exception as err:  # pragma: no cover - depends on the installation
+                import warnings
+
+                warnings.warn(f"torch.compile of the GRU gates failed ({type(err).__name__}: {err}); using eager ops")
+                self.failed = True
+        return _gate_math(xt, hm, h_prev)
+
+
+_COMPILED_GATES: Optional[CompiledGates] = None
+
+
+def compiled_gates() -> CompiledGates:
+    """Process-wide compiled gate function (created on first use)."""
+    global _COMPILED_GATES
+    if _COMPILED_GATES is None:
+        _COMPILED_GATES = CompiledGates()
+    return _COMPILED_GATES
+
+
+def _recurrence(x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], gseq: Tensor, const_input: bool,
+                save: bool, gate_fn: Optional[Callable] = None) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    """Forward loop. Returns ``(states [T+1, N, B, H], y_all, gates)``; the last two only when ``save``.
+
+    Without ``save`` (inference) only the states are kept; the per-step temporaries are reused buffers, so memory
+    stays O(T * H) even for thousands of sequences.
+    """
+    steps = gseq.shape[0]
+    n, bsz, hs = h0.shape
+    states = h0.new_empty(steps + 1, n, bsz, hs)
+    states[0] = h0
+    y_all = h0.new_empty(steps, n, bsz, 3 * hs) if save else None
+    gates = h0.new_empty(steps, n, bsz, 4 * hs) if save else None  # r | z | n | Hm_n
+    y_buf = None if save else h0.new_empty(n, bsz, 3 * hs)
+    g_buf = None if save else h0.new_empty(n, bsz, 4 * hs)
+    bias = None if b_hh is None else b_hh.unsqueeze(1)
+    # training: mix the constant input with every step's g_t in one batched product (inference keeps it per step,
+    # so that thousands of decoded sequences never hold a [T, N, B, 3H] tensor)
+    x_all = torch.matmul(gseq, x.reshape(n, -1)) if (const_input and save) else None
+    for t in range(steps):
+        g = gseq[t]
+        h_prev = states[t]
+        y = y_all[t] if y_all is not None else y_buf
+        if bias is None:
+            torch.bmm(h_prev, w_hh_t, out=y)
+        else:
+            torch.baddbmm(bias, h_prev, w_hh_t, out=y)
+        hm = torch.mm(g, y.view(n, -1)).view(n, bsz, 3 * hs)
+        if not const_input:
+            xt = x[t]
+        elif x_all is not None:
+            xt = x_all[t].view(n, bsz, 3 * hs)
+        else:
+            xt = torch.mm(g, x.reshape(n, -1)).view(n, bsz, 3 * hs)
+        gt = gates[t] if gates is not None else g_buf
+        if gate_fn is not None:
+            rz, n_gate, h_new = gate_fn(xt, hm, h_prev)
+            gt[..., : 2 * hs] = rz
+            gt[..., 2 * hs: 3 * hs] = n_gate
+            gt[..., 3 * hs:] = hm[..., 2 * hs:]
+            states[t + 1] = h_new
+            continue
+        torch.sigmoid(xt[..., : 2 * hs] + hm[..., : 2 * hs], out=gt[..., : 2 * hs])
+        gt[..., 3 * hs:] = hm[..., 2 * hs:]
+        torch.tanh(torch.addcmul(xt[..., 2 * hs:], gt[..., :hs], hm[..., 2 * hs:]), out=gt[..., 2 * hs: 3 * hs])
+        torch.lerp(gt[..., 2 * hs: 3 * hs], h_prev, gt[..., hs: 2 * hs], out=states[t + 1])
+    return states, y_all, gates
+
+
+def graph_gru_sequence(x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], gseq: Tensor,
+                       const_input: bool, gate_fn: Optional[Callable] = None) -> Tensor:
+    """Run the recurrence; ``[T, N, B, H]``. Uses the autograd node only when a gradient is needed.
+
+    ``gate_fn``: optional replacement of :func:`_gate_math` (e.g. :func:`compiled_gates`).
+    """
+    tensors = (x, h0, w_hh_t, b_hh, gseq)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return GraphGRUSequence.apply(x, h0, w_hh_t, b_hh, gseq, const_input, gate_fn)
+    return _recurrence(x, h0, w_hh_t, b_hh, gseq, const_input, save=False, gate_fn=gate_fn)[0][1:]
+
+
+class GraphGRUSequence(torch.autograd.Function):
+    """``apply(x, h0, w_hh_t, b_hh, gseq, const_input, gate_fn=None) -> hs [T, N, B, H]``.
+
+    Args:
+        x: ``const_input=False``: mixed input projections ``[T, N, B, 3H]`` (any strides);
+           ``const_input=True``: unmixed constant projection ``P [N, B, 3H]`` mixed with ``g_t`` at every step.
+        h0: initial state ``[N, B, H]``.
+        w_hh_t: per-node recurrent weights, transposed, ``[N, H, 3H]``.
+        b_hh: ``[N, 3H]`` or None.
+        gseq: mixing matrix of every step ``[T, N, N]`` (an ``expand`` of one matrix when it is constant).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], gseq: Tensor,
+                const_input: bool, gate_fn: Optional[Callable] = None) -> Tensor:  # type: ignore[override]
+        states, y_all, gates = _recurrence(x, h0, w_hh_t, b_hh, gseq, const_input, save=True, gate_fn=gate_fn)
+        ctx.const_input = const_input
+        ctx.has_bias = b_hh is not None
+        ctx.save_for_backward(x if const_input else None, w_hh_t, gseq, states, y_all, gates)
+        return states[1:]
+
+    @staticmethod
+    def backward(ctx, d_out: Tensor) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        x, w_hh_t, gseq, states, y_all, gates = ctx.saved_tensors
+        const_input = ctx.const_input
+        steps, n, bsz, hs = d_out.shape
+        k = bsz * 3 * hs
+        w_t = w_hh_t.transpose(1, 2)  # [N, 3H, H]
+        g_tr = gseq.transpose(1, 2)
+        d_y_all = torch.empty_like(y_all)
+        d_hm_all = torch.empty_like(y_all)  # grads of the mixed hidden projections
+        d_x_all = torch.empty_like(y_all)  # grads of the mixed input projections
+        dh = d_out.new_zeros(n, bsz, hs)
+        # Only the hidden-state recurrence runs step by step; parameter grads are batched afterwards.
+        for t in range(steps - 1, -1, -1):
+            dh = dh + d_out[t]
+            gt = gates[t]
+            r, z, nn_, hn = gt[..., :hs], gt[..., hs: 2 * hs], gt[..., 2 * hs: 3 * hs], gt[..., 3 * hs:]
+            d_xt, d_hm = d_x_all[t], d_hm_all[t]
+            dhz = dh * z
+            d_pre_n = d_xt[..., 2 * hs:]
+            torch.mul(dh - dhz, 1 - nn_ * nn_, out=d_pre_n)
+            torch.mul(dh * (states[t] - nn_), z - z * z, out=d_xt[..., hs: 2 * hs])
+            torch.mul(d_pre_n * hn, r - r * r, out=d_xt[..., :hs])
+            d_hm[..., : 2 * hs] = d_xt[..., : 2 * hs]
+            torch.mul(d_pre_n, r, out=d_hm[..., 2 * hs:])
+            torch.mm(g_tr[t], d_hm.view(n, -1), out=d_y_all[t].view(n, -1))
+            dh = dhz.baddbmm_(d_y_all[t], w_t)
+        d_g = torch.bmm(d_hm_all.view(steps, n, k), y_all.view(steps, n, k).transpose(1, 2))
+        if const_input:
+            x_flat = x.reshape(n, k)
+            d_g += torch.matmul(d_x_all.view(steps, n, k), x_flat.t())
+            d_x = torch.mm(gseq.permute(2, 0, 1).reshape(n, steps * n), d_x_all.view(steps * n, k)).view_as(x)
+        else:
+            d_x = d_x_all
+        d_w = None
+        if ctx.needs_input_grad[2]:
+            h_prev_all = states[:steps].permute(1, 3, 0, 2).reshape(n, hs, steps * bsz)
+            d_w = torch.bmm(h_prev_all, d_y_all.permute(1, 0, 2, 3).reshape(n, steps * bsz, 3 * hs))
+        d_b = d_y_all.sum(dim=(0, 2)) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return d_x, dh, d_w, d_b, d_g, None, None

@@ -1,0 +1,168 @@
+"""Predict futures for your own observed motion from the command line (or Python).
+
+    python -m skeleton_diffusion.predict checkpoint_path=output/official/amass input=obs.npy output=pred.npz \\
+        num_samples=50 seed=0 gif=pred.gif device=auto
+
+``input``: ``(T_obs, J, 3)`` or ``(B, T_obs, J, 3)`` metres in the dataset's joint order, root (hip) first, as an
+``.npy`` file or an ``.npz`` with key ``obs``. ``output`` (``.npz``): ``pred`` ``(B, S, T_pred, J, 3)`` metres
+(hip-relative poses placed at the last observed hip position), ``obs`` ``(B, T_obs, J, 3)``, ``joint_names``,
+``fps`` and the run settings. All keys load with ``numpy.load(path)`` (no pickle). Options: ``configs/predict.yaml``
+(Hydra override syntax).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
+
+from .utils.errors import ConfigError, DataFormatError, InputError
+
+_log = logging.getLogger("skeleton_diffusion.predict")
+
+
+def load_observation(path: str | Path) -> np.ndarray:
+    """Read ``obs`` from an ``.npy`` or ``.npz`` (key ``obs``, or its only array) without unpickling."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"input file not found: '{path}'")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise DataFormatError(f"'{path}' cannot be read without pickle ({exc}); save a numeric array "
+                              "with numpy.save") from exc
+    except OSError as exc:
+        raise DataFormatError(f"'{path}' is not an .npy/.npz file: {exc}") from exc
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.files)
+            if "obs" in keys:
+                arr = data["obs"]
+            elif len(keys) == 1:
+                arr = data[keys[0]]
+            else:
+                raise DataFormatError(f"'{path}' has arrays {keys}; name the observation 'obs'")
+    else:
+        arr = data
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataFormatError(f"'{path}': the observation has dtype {arr.dtype}, expected a float array of "
+                              "shape (T_obs, J, 3) or (B, T_obs, J, 3) in metres")
+    return np.asarray(arr, dtype=np.float32)
+
+
+def save_prediction(path: str | Path, pred: np.ndarray, obs: np.ndarray, *, joint_names: Sequence[str],
+                    fps: float, **extra: Any) -> Path:
+    """Write the prediction ``.npz`` atomically (``pred``, ``obs``, ``joint_names``, ``fps`` + ``extra``)."""
+    from .utils.io import atomic_write
+
+    path = Path(path).expanduser()
+    arrays = {"pred": np.asarray(pred, dtype=np.float32), "obs": np.asarray(obs, dtype=np.float32),
+              "joint_names": np.asarray(list(joint_names), dtype=str), "fps": np.float32(fps)}
+    for key, value in extra.items():
+        arrays[key] = np.asarray("" if value is None else value)
+        if arrays[key].dtype == object:
+            raise DataFormatError(f"prediction field {key!r} is not a plain number/string array")
+    with atomic_write(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def gif_paths(gif: str | Path, batch: int) -> list[Path]:
+    """One animation per observation: ``pred.gif`` for B=1, else ``pred_0.gif``, ``pred_1.gif``, ..."""
+    gif = Path(gif).expanduser()
+    if batch == 1:
+        return [gif]
+    return [gif.with_name(f"{gif.stem}_{b}{gif.suffix}") for b in range(batch)]
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    try:
+        return cfg[key]
+    except MissingMandatoryValue:
+        raise ConfigError(f"'{key}=' is required, e.g. python -m skeleton_diffusion.predict "
+                          "checkpoint_path=<run dir or .pt> input=obs.npy output=pred.npz") from None
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Load the model, predict, write ``output`` (and ``gif``); returns a summary dict."""
+    from .inference import load_model
+
+    ckpt, inp, out = _get(cfg, "checkpoint_path"), _get(cfg, "input"), _get(cfg, "output")
+    num_samples = int(cfg.get("num_samples", 50))
+    if num_samples < 1:
+        raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+    seed = cfg.get("seed", 0)
+    obs = load_observation(inp)
+    predictor = load_model(ckpt, device=cfg.get("device", "auto"), use_ema=bool(cfg.get("use_ema", False)))
+    sk = predictor.skeleton
+    _log.info("model: %s (skeleton %s, %d observed -> %d predicted frames at %g fps) on %s", predictor.checkpoint,
+              sk.name, predictor.obs_length, predictor.pred_length, predictor.fps, predictor.device)
+    from .inference_checks import validate_observation
+
+    allow_longer = bool(cfg.get("allow_longer", False))
+    obs_used = np.asarray(validate_observation(obs, sk, predictor.obs_length, allow_longer=allow_longer),
+                          dtype=np.float32)
+    pred_length = cfg.get("pred_length")
+    pred = predictor.predict(obs_used, num_samples=num_samples, seed=None if seed is None else int(seed),
+                             pred_length=None if pred_length is None else int(pred_length))
+    out_path = save_prediction(out, pred, obs_used, joint_names=sk.joint_names, fps=predictor.fps,
+                               num_samples=num_samples, seed=-1 if seed is None else int(seed),
+                               skeleton=sk.name, checkpoint=str(predictor.checkpoint),
+                               pose_box_size=predictor.model.pose_box_size)
+    summary: dict[str, Any] = {"output": out_path, "pred_shape": tuple(pred.shape), "gifs": []}
+    print(f"wrote {out_path}: pred {tuple(pred.shape)} metres (B, S, T_pred, J, 3), joints of '{sk.name}'")
+    if cfg.get("gif"):
+        from .viz.animation import animate_prediction
+
+        fps = float(cfg.get("gif_fps") or predictor.fps)
+        for b, path in enumerate(gif_paths(cfg.gif, pred.shape[0])):
+            written = animate_prediction(obs_used[b], pred[b], sk, out_path=path, fps=fps,
+                                         max_samples=int(cfg.get("gif_max_samples", 6)),
+                                         mode=str(cfg.get("gif_mode", "side_by_side")),
+                                         up=str(cfg.get("gif_up", "z")))
+            summary["gifs"].append(Path(written))
+            print(f"wrote {written}")
+    return summary
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """``configs/predict.yaml`` with Hydra command-line overrides (``key=value``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from .config import CONFIG_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose("predict", overrides=list(overrides))
+    except HydraException as exc:
+        raise ConfigError(f"bad argument: {exc}. Options are the keys of configs/predict.yaml "
+                          "(key=value)") from exc
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
+    from .cli import run_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        from .config import CONFIG_DIR
+
+        print(__doc__)
+        print((CONFIG_DIR / "predict.yaml").read_text())
+        return None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+    return run_cli(lambda: run(compose_config(argv)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
