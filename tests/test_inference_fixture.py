@@ -122,6 +122,7 @@ def test_sample_order_is_observation_major(model, inf):
     assert_close_ref(pred, inf["pred"].flip(0), "pred (swapped)")
 
 
+@pytest.mark.slow
 def test_noise_matters_and_a_seeded_generator_is_reproducible(model, inf):
     obs = inf["obs"][:1]
     with torch.no_grad():

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..config import register_resolvers
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from .run_dir import RunDir, ResumeSpec, VOLATILE_CONFIG_KEYS, broadcast_path, prepare_run_dir, resolve_resume
@@ -99,6 +100,11 @@ def launch(fn: Callable[..., Any], cfg: DictConfig, *args: Any) -> Any:
     torchrun = "WORLD_SIZE" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if nproc <= 1 and not torchrun:
         return fn(0, cfg, *args)
+    register_resolvers()
+    if not torchrun:
+        # resolve ${now:...} etc. once in the parent: spawned processes must agree on the run folder
+        cfg = cfg.copy()
+        OmegaConf.resolve(cfg)
     backend = cfg.get("dist_backend") or (
         "nccl" if torch.cuda.is_available() and str(cfg.get("device", "auto")) != "cpu" else "gloo")
     kwargs: dict[str, Any] = {"backend": backend}
