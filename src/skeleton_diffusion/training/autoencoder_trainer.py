@@ -17,9 +17,10 @@ from torch import Tensor, nn
 
 from ..factories import build_autoencoder
 from ..skeletons import get_skeleton
-from .checkpoint import CheckpointSaver, load_checkpoint, make_meta
+from .checkpoint import CheckpointSaver, make_meta
 from .visual_logging import log_prediction_visuals
-from .launch import RunSetup, average_gradients, check_replicas_in_sync, build_train_loader, launch, select_device, setup_run
+from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
+                     resume_run_and_summarise, select_device, setup_run)
 
 _log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .curriculum import HorizonCurriculum
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .lr_schedule import ExponentialLRSchedulerWarmup
     from .rng import RNGState, seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
@@ -105,10 +105,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     if bool(cfg.get("compile", False)) and device.type == "cuda":
         step_module = torch.compile(step_module)  # type: ignore[assignment]
     optimizer = instantiate(m.optimizer)(model.parameters())
-    lr_kw = m.lr_scheduler_kwargs
-    lr_scheduler = ExponentialLRSchedulerWarmup(optimizer, lr=float(m.lr), warmup_duration=int(lr_kw.warmup_duration),
-                                                update_every=int(lr_kw.update_every), min_lr=float(lr_kw.min_lr),
-                                                gamma_decay=float(lr_kw.gamma_decay)) if m.use_lr_scheduler else None
+    lr_scheduler = lr_scheduler_from_config(optimizer, m)
     curriculum = HorizonCurriculum(epoch_length, curriculum_it=int(m.curriculum_it or 0),
                                    prediction_horizon_train=int(m.prediction_horizon_train),
                                    ph_min_target=int(m.prediction_horizon_train_min),
@@ -187,17 +184,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
         progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"])
     trainer.add_event_handler(Events.EPOCH_COMPLETED, latest)
 
-    if setup.resume is not None:
-        load_checkpoint(setup.resume.checkpoint, objects, expected_stage="autoencoder",
-                        expected_skeleton=skeleton.name, map_location=device)
-        _log.info("resumed from %s (epoch %d, iteration %d)", setup.resume.checkpoint, trainer.state.epoch,
-                  trainer.state.iteration)
-    trainer.run(loader, max_epochs=int(m.num_epochs), epoch_length=epoch_length)
-    check_replicas_in_sync(model)
-    final = periodic.last_saved
-    return {"run_dir": str(run.root), "checkpoint": str(final) if final else None,
-            "epochs": trainer.state.epoch, "iterations": trainer.state.iteration,
-            "loss": float(trainer.state.metrics.get("Loss", float("nan")))}
+    return resume_run_and_summarise(trainer, setup, objects, stage="autoencoder", skeleton=skeleton.name,
+                                    device=device, loader=loader, max_epochs=int(m.num_epochs),
+                                    epoch_length=epoch_length, trained=model, final_saver=periodic)
 
 
 def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:

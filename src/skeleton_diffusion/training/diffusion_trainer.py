@@ -21,9 +21,10 @@ from ..pipeline import SkeletonDiffusion
 from ..skeletons import get_skeleton
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import safe_torch_load
-from .checkpoint import CheckpointSaver, load_checkpoint, make_meta
+from .checkpoint import CheckpointSaver, make_meta
 from .visual_logging import log_prediction_visuals
-from .launch import (RunSetup, autoencoder_run_config, average_gradients, check_replicas_in_sync, build_train_loader, launch,
+from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
+                     lr_scheduler_from_config, resume_run_and_summarise,
                      select_device, setup_run)
 
 _log = logging.getLogger(__name__)
@@ -110,7 +111,6 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ModelEMA
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .lr_schedule import ExponentialLRSchedulerWarmup
     from .rng import RNGState, seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
@@ -137,10 +137,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     ema = ModelEMA(diffusion, beta=float(m.get("ema_decay", 0.995)), update_after_step=int(m.step_start_ema),
                    update_every=int(m.ema_update_every), power=float(m.ema_power),
                    min_value=float(m.ema_min_value)) if bool(m.if_use_ema) else None
-    lr_kw = m.lr_scheduler_kwargs
-    lr_scheduler = ExponentialLRSchedulerWarmup(optimizer, lr=float(m.lr), warmup_duration=int(lr_kw.warmup_duration),
-                                                update_every=int(lr_kw.update_every), min_lr=float(lr_kw.min_lr),
-                                                gamma_decay=float(lr_kw.gamma_decay)) if m.use_lr_scheduler else None
+    lr_scheduler = lr_scheduler_from_config(optimizer, m)
     k = int(m.train_pick_best_sample_among_k)
     space = str(m.similarity_space)
     chunk = m.get("selection_chunk_size", "auto")
@@ -219,17 +216,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
         checkpoint=periodic, save_every=1, final_checkpoint=True, tb_logger=tb,
         progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"])
 
-    if setup.resume is not None:
-        load_checkpoint(setup.resume.checkpoint, objects, expected_stage="diffusion",
-                        expected_skeleton=skeleton.name, map_location=device, strict=True)
-        _log.info("resumed from %s (epoch %d, iteration %d)", setup.resume.checkpoint, trainer.state.epoch,
-                  trainer.state.iteration)
-    trainer.run(loader, max_epochs=int(m.num_epochs), epoch_length=epoch_length)
-    check_replicas_in_sync(diffusion)
-    final = periodic.last_saved
-    return {"run_dir": str(run.root), "checkpoint": str(final) if final else None,
-            "epochs": trainer.state.epoch, "iterations": trainer.state.iteration,
-            "loss": float(trainer.state.metrics.get("Loss", float("nan")))}
+    return resume_run_and_summarise(trainer, setup, objects, stage="diffusion", skeleton=skeleton.name,
+                                    device=device, loader=loader, max_epochs=int(m.num_epochs),
+                                    epoch_length=epoch_length, trained=diffusion, final_saver=periodic)
 
 
 def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:

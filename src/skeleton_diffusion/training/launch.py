@@ -207,3 +207,40 @@ def check_replicas_in_sync(module: torch.nn.Module, what: str = "model") -> None
     if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
         raise RuntimeError(f"{what} weights differ between processes after training: {gathered.tolist()}")
     _log.info("%s weights identical on all %d processes", what, idist.get_world_size())
+
+
+def lr_scheduler_from_config(optimizer: torch.optim.Optimizer, model_cfg: DictConfig) -> Any:
+    """``ExponentialLRSchedulerWarmup`` from ``model.lr`` and ``model.lr_scheduler_kwargs`` (None when
+    ``model.use_lr_scheduler`` is false)."""
+    from .lr_schedule import ExponentialLRSchedulerWarmup
+
+    if not bool(model_cfg.get("use_lr_scheduler", True)):
+        return None
+    kw = model_cfg.lr_scheduler_kwargs
+    kind = kw.get("lr_scheduler_type", "ExponentialLRSchedulerWarmup")
+    if kind != "ExponentialLRSchedulerWarmup":
+        raise ConfigError(f"lr_scheduler_kwargs.lr_scheduler_type={kind!r} is not supported; "
+                          "only 'ExponentialLRSchedulerWarmup' exists")
+    return ExponentialLRSchedulerWarmup(optimizer, lr=float(model_cfg.lr), warmup_duration=int(kw.warmup_duration),
+                                        update_every=int(kw.update_every), min_lr=float(kw.min_lr),
+                                        gamma_decay=float(kw.gamma_decay))
+
+
+def resume_run_and_summarise(trainer: Any, setup: RunSetup, objects: dict, *, stage: str, skeleton: str,
+                             device: torch.device, loader: Any, max_epochs: int, epoch_length: int,
+                             trained: torch.nn.Module, final_saver: Any) -> dict[str, Any]:
+    """Restore ``objects`` from the resume checkpoint (if any), run the trainer, check that all processes hold
+    the same weights, and return the run summary (run folder, final checkpoint, epochs, iterations, loss)."""
+    from .checkpoint import load_checkpoint
+
+    if setup.resume is not None:
+        load_checkpoint(setup.resume.checkpoint, objects, expected_stage=stage, expected_skeleton=skeleton,
+                        map_location=device)
+        _log.info("resumed from %s (epoch %d, iteration %d)", setup.resume.checkpoint, trainer.state.epoch,
+                  trainer.state.iteration)
+    trainer.run(loader, max_epochs=max_epochs, epoch_length=epoch_length)
+    check_replicas_in_sync(trained)
+    final = final_saver.last_saved
+    return {"run_dir": str(setup.run.root), "checkpoint": str(final) if final else None,
+            "epochs": trainer.state.epoch, "iterations": trainer.state.iteration,
+            "loss": float(trainer.state.metrics.get("Loss", float("nan")))}
