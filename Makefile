@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q --upgrade pip
 	@$(PY) -c "import torch" 2>/dev/null && echo "keeping installed torch $$($(PY) -c 'import torch; print(torch.__version__)')" \
 		|| $(PIP) install -q "torch==$(TORCH_VERSION)"
-	$(PIP) install -q -e ".[dev]"
+	@# pin the installed torch so no dependency (e.g. a newer torchvision) can pull another torch build
+	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/torch-constraint.txt
+	$(PIP) install -q -e ".[dev]" --constraint $(VENV)/torch-constraint.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)

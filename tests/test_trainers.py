@@ -60,6 +60,17 @@ def test_autoencoder_checkpoint_reloads_into_model(ae_run):
     assert model.decode(x, model(x), None, ph=5).shape == (2, 5, 21, 3)
 
 
+def _same(x, y) -> bool:
+    """Deep equality for nested dicts/lists of tensors and plain values."""
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return isinstance(y, (list, tuple)) and len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and torch.equal(x, y)
+    return x == y
+
+
 def _state(path: Path, key: str) -> dict:
     return safe_torch_load(path)[key]
 
@@ -105,6 +116,11 @@ def test_diffusion_trains_resumes_and_updates_ema(data_root, ae_run, tmp_path):
         sa, sb = _state(a, key), _state(b, key)
         for name in sa:
             assert torch.equal(sa[name], sb[name]), f"{key}.{name} differs after resume"
+    oa, ob = _state(a, "optimizer"), _state(b, "optimizer")
+    for pid in oa["state"]:
+        for k2, v in oa["state"][pid].items():
+            assert torch.equal(v, ob["state"][pid][k2]), f"optimizer state {pid}.{k2} differs after resume"
+    assert _same(_state(a, "sampler"), _state(b, "sampler")), "data order (sampler state) differs after resume"
 
 
 def test_diffusion_loss_decreases(data_root, ae_run, tmp_path):
@@ -132,3 +148,24 @@ def test_setup_run_refuses_different_config(data_root, tmp_path):
     setup_run(ae_cfg(data_root, out))
     with pytest.raises(ConfigError, match="different run"):
         setup_run(ae_cfg(data_root, out, ["model.lr=0.1"]))
+
+
+def test_validation_logs_metrics_and_pictures_to_tensorboard(data_root, ae_run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "val"
+    autoencoder_trainer.main(ae_cfg(data_root, run, ["model.num_epochs=1", "model.if_run_validation=true",
+                                                      "model.eval_frequency=1"]))
+    ea = EventAccumulator(str(run / "tb"), size_guidance={"images": 0})
+    ea.Reload()
+    assert "validation/val_MPJPE_AVG" in ea.Tags()["scalars"]
+    images = ea.Tags()["images"]
+    assert "validation/reconstruction/samples" in images and "validation/reconstruction/animation" in images
+    assert any(p.name.startswith("checkpoint_1_val_mpjpe=") for p in (run / "checkpoints").iterdir())
+    drun = tmp_path / "dval"
+    diffusion_trainer.main(diffusion_cfg(data_root, ae_run, drun, ["model.num_epochs=1", "model.if_run_validation=true",
+                                                                    "model.eval_frequency=1", "model.num_prob_samples=3",
+                                                                    "model.batch_size_eval=64"]))
+    ea = EventAccumulator(str(drun / "tb"), size_guidance={"images": 0})
+    ea.Reload()
+    assert "validation/ADE" in ea.Tags()["scalars"] and "validation/samples/animation" in ea.Tags()["images"]
