@@ -150,12 +150,12 @@ def test_setup_run_refuses_different_config(data_root, tmp_path):
         setup_run(ae_cfg(data_root, out, ["model.lr=0.1"]))
 
 
-def test_validation_logs_metrics_and_pictures_to_tensorboard(data_root, ae_run, tmp_path):
+def test_validation_logs_metrics_and_pictures_to_tensorboard(data_root, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = tmp_path / "val"
+    run = tmp_path / "val"  # full 2 s horizon: validation windows come from the dataset's CSV
     autoencoder_trainer.main(ae_cfg(data_root, run, ["model.num_epochs=1", "model.if_run_validation=true",
-                                                      "model.eval_frequency=1"]))
+                                                      "model.eval_frequency=1", "task.prediction_horizon_sec=2"]))
     ea = EventAccumulator(str(run / "tb"), size_guidance={"images": 0})
     ea.Reload()
     assert "validation/val_MPJPE_AVG" in ea.Tags()["scalars"]
@@ -163,9 +163,9 @@ def test_validation_logs_metrics_and_pictures_to_tensorboard(data_root, ae_run, 
     assert "validation/reconstruction/samples" in images and "validation/reconstruction/animation" in images
     assert any(p.name.startswith("checkpoint_1_val_mpjpe=") for p in (run / "checkpoints").iterdir())
     drun = tmp_path / "dval"
-    diffusion_trainer.main(diffusion_cfg(data_root, ae_run, drun, ["model.num_epochs=1", "model.if_run_validation=true",
-                                                                    "model.eval_frequency=1", "model.num_prob_samples=3",
-                                                                    "model.batch_size_eval=64"]))
+    diffusion_trainer.main(diffusion_cfg(data_root, run, drun, ["model.num_epochs=1", "model.if_run_validation=true",
+                                                                 "model.eval_frequency=1", "model.num_prob_samples=3",
+                                                                 "model.batch_size_eval=64"]))
     ea = EventAccumulator(str(drun / "tb"), size_guidance={"images": 0})
     ea.Reload()
     assert "validation/ADE" in ea.Tags()["scalars"] and "validation/samples/animation" in ea.Tags()["images"]
