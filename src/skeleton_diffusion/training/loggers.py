@@ -121,6 +121,7 @@ def attach_progress_bar(engine: Any, enabled: bool = True, metric_names: Sequenc
         return None
     from ignite.handlers import ProgressBar
 
-    bar = ProgressBar(persist=persist, desc=desc)
+    # (Ignite renders metric names only when ``desc`` is left at its default: pass it only when given)
+    bar = ProgressBar(persist=persist, **({} if desc is None else {"desc": desc}))
     bar.attach(engine, metric_names=metric_names, output_transform=output_transform)
     return bar
