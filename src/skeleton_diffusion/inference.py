@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,17 +28,9 @@ from .utils.io import safe_torch_load
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or the newest checkpoint of a run folder (``last.pt`` / highest epoch)."""
-    from .training.checkpoint import find_latest_checkpoint
+    from .training.checkpoint import resolve_checkpoint as _resolve
 
-    p = Path(path).expanduser()
-    if p.is_file():
-        return p
-    if p.is_dir():
-        ckpt = find_latest_checkpoint(p)
-        if ckpt is None:
-            raise CheckpointError(f"run folder '{p}' holds no checkpoint (looked in {p}/checkpoints)")
-        return ckpt
-    raise CheckpointError(f"checkpoint_path '{p}' does not exist (give a checkpoint file or a run folder)")
+    return _resolve(path, what="checkpoint_path")
 
 
 def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
@@ -47,9 +38,11 @@ def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
         return OmegaConf.create(meta["config"])
-    for cand in (path.parent.parent / "config.yaml", path.parent / "config.yaml"):
-        if cand.is_file():
-            return OmegaConf.load(cand)  # type: ignore[return-value]
+    from .training.checkpoint import run_config_path
+
+    cand = run_config_path(path)
+    if cand is not None:
+        return OmegaConf.load(cand)  # type: ignore[return-value]
     raise CheckpointError(f"'{path}' carries no config and no config.yaml was found beside it; convert official "
                           "checkpoints with `python -m skeleton_diffusion.convert_official_checkpoint`")
 
@@ -60,6 +53,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
     autoencoder and the full config). ``use_ema`` loads the EMA weights instead of the online ones (the
     official evaluation uses the online ``model`` weights)."""
     from .factories import build_autoencoder, build_diffusion
+    from .training.checkpoint import load_state_strict
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
@@ -83,7 +77,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
             raise CheckpointError(f"'{path}' holds no autoencoder weights and its autoencoder checkpoint "
                                   f"'{ae_path}' is missing")
         ae_state = safe_torch_load(ae_path)["model"]
-    ae.load_state_dict(ae_state)
+    load_state_strict(ae, ae_state, path, "autoencoder weights")
     diffusion = build_diffusion(cfg.model, cfg.get("cov_matrix"), skeleton, latent_size=int(ae_cfg.model.latent_size))
     if use_ema:
         if "ema" not in ckpt:
@@ -91,11 +85,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
         state = {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
     else:
         state = ckpt["model"]
-    try:
-        diffusion.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"diffusion weights in '{path}' do not match its config: "
-                              f"{str(exc).splitlines()[0]}") from exc
+    load_state_strict(diffusion, state, path, "diffusion weights")
     model = SkeletonDiffusion(ae, diffusion, pose_box_size=float(ae_cfg.task.pose_box_size),
                               obs_length=int(ae_cfg.model.obs_length), pred_length=int(ae_cfg.model.pred_length))
     model.to(dev).eval()
@@ -161,6 +151,3 @@ def load_model(checkpoint_or_run_dir: str | Path, device: str | torch.device = "
     model, cfg, skeleton = build_from_checkpoint(path, dev, use_ema=use_ema)
     return Predictor(model=model, config=cfg, skeleton=skeleton, device=dev, checkpoint=path)
 
-
-def obs_to_numpy(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

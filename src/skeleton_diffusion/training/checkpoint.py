@@ -38,6 +38,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "find_latest_checkpoint",
+    "resolve_checkpoint",
+    "run_config_path",
+    "load_state_strict",
     "list_checkpoints",
     "CheckpointSaver",
     "NonFiniteLossError",
@@ -213,6 +216,41 @@ def find_latest_checkpoint(run_dir: str | os.PathLike, prefix: str | None = None
     same = [p for s, p in found if s == best_step]
     plain = [p for p in same if _PERIODIC_RE.match(p.name) and not _SCORED_RE.match(p.name)]
     return (plain or same)[0]
+
+
+def resolve_checkpoint(path: str | os.PathLike, *, what: str = "checkpoint_path",
+                       hint: str = "give a checkpoint file or a run folder") -> Path:
+    """A checkpoint file as given, or the newest checkpoint of a run folder (:func:`find_latest_checkpoint`).
+
+    ``what`` names the option in the error message, ``hint`` says how to fix a missing path."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if p.is_dir():
+        ckpt = find_latest_checkpoint(p)
+        if ckpt is None:
+            raise CheckpointError(f"run folder '{p}' holds no checkpoint (looked in {p}/checkpoints)")
+        return ckpt
+    raise CheckpointError(f"{what}='{p}' does not exist ({hint})")
+
+
+def run_config_path(checkpoint: str | os.PathLike) -> Path | None:
+    """The ``config.yaml`` of the run a checkpoint belongs to: ``<run>/checkpoints/x.pt`` -> ``<run>/config.yaml``
+    (or one beside the file); None when there is none."""
+    ckpt = Path(checkpoint)
+    for cand in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load_state_strict(module: torch.nn.Module, state: Mapping[str, Any], source: str | os.PathLike,
+                      what: str = "weights") -> None:
+    """``module.load_state_dict(state)`` (strict); a mismatch raises :class:`CheckpointError` naming the file."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{what} in '{source}' do not match its config: {str(exc).splitlines()[0]}") from exc
 
 
 # ----------------------------------------------------------------------------------------------- handlers

@@ -21,7 +21,7 @@ from ..pipeline import SkeletonDiffusion
 from ..skeletons import get_skeleton
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import safe_torch_load
-from .checkpoint import CheckpointSaver, make_meta
+from .checkpoint import CheckpointSaver, load_state_strict, make_meta
 from .visual_logging import log_prediction_visuals
 from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
                      lr_scheduler_from_config, resume_run_and_summarise,
@@ -60,11 +60,7 @@ def load_frozen_autoencoder(ae_cfg: DictConfig, ckpt_path: Any, device: torch.de
     state = ckpt.get("model") if isinstance(ckpt, dict) else None
     if state is None:
         raise CheckpointError(f"'{ckpt_path}' has no 'model' entry (keys: {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt)})")
-    try:
-        ae.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"autoencoder weights in '{ckpt_path}' do not match its config: "
-                              f"{str(exc).splitlines()[0]}") from exc
+    load_state_strict(ae, state, ckpt_path, "autoencoder weights")
     ae.to(device).eval()
     for p in ae.parameters():
         p.requires_grad_(False)

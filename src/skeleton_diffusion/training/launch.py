@@ -145,30 +145,22 @@ def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
 
     Looks for ``config.yaml`` two folders up (official layout ``<run>/checkpoints/x.pt``) or beside it."""
     from ..utils.errors import CheckpointError
-    from .checkpoint import find_latest_checkpoint
+    from .checkpoint import resolve_checkpoint, run_config_path
 
-    p = Path(path).expanduser()
-    if p.is_dir():
-        ckpt = find_latest_checkpoint(p)
-        if ckpt is None:
-            raise CheckpointError(f"autoencoder run folder '{p}' holds no checkpoint")
-    elif p.is_file():
-        ckpt = p
-    else:
+    ckpt = resolve_checkpoint(path, what="model.pretrained_autoencoder_path",
+                              hint="train one first with `python train_autoencoder.py dataset=<name>` and pass "
+                                   "its run folder or checkpoint file")
+    cand = run_config_path(ckpt)
+    if cand is None:
+        raise CheckpointError(f"no config.yaml found for autoencoder checkpoint '{ckpt}' (looked in "
+                              f"{ckpt.parent.parent} and {ckpt.parent})")
+    cfg = OmegaConf.load(cand)
+    stage = cfg.get("stage", "autoencoder")
+    if stage != "autoencoder" or "dataset" not in cfg or "model" not in cfg:
         raise CheckpointError(
-            f"model.pretrained_autoencoder_path='{p}' does not exist. Train one first with "
-            "`python train_autoencoder.py dataset=<name>` and pass its run folder or checkpoint file.")
-    for cand in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
-        if cand.is_file():
-            cfg = OmegaConf.load(cand)
-            stage = cfg.get("stage", "autoencoder")
-            if stage != "autoencoder" or "dataset" not in cfg or "model" not in cfg:
-                raise CheckpointError(
-                    f"model.pretrained_autoencoder_path '{p}' belongs to a {stage!r} run ({cand}), not an "
-                    "autoencoder run; pass the run folder or checkpoint written by train_autoencoder.py")
-            return cfg, ckpt  # type: ignore[return-value]
-    raise CheckpointError(f"no config.yaml found for autoencoder checkpoint '{ckpt}' (looked in "
-                          f"{ckpt.parent.parent} and {ckpt.parent})")
+            f"model.pretrained_autoencoder_path '{path}' belongs to a {stage!r} run ({cand}), not an "
+            "autoencoder run; pass the run folder or checkpoint written by train_autoencoder.py")
+    return cfg, ckpt  # type: ignore[return-value]
 
 
 def average_gradients(parameters: Any) -> None:
@@ -201,8 +193,8 @@ def check_replicas_in_sync(module: torch.nn.Module, what: str = "model") -> None
     if idist.get_world_size() <= 1:
         return
     with torch.no_grad():
-        fp = torch.stack([torch.cat([p.detach().double().flatten() for p in module.parameters()]).abs().sum(),
-                          torch.cat([p.detach().double().flatten() for p in module.parameters()]).sum()])
+        flat = torch.cat([p.detach().double().flatten() for p in module.parameters()])
+        fp = torch.stack([flat.abs().sum(), flat.sum()])
     gathered = idist.all_gather(fp.to(idist.device())).view(-1, 2).cpu()
     if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
         raise RuntimeError(f"{what} weights differ between processes after training: {gathered.tolist()}")
