@@ -113,6 +113,82 @@ def _recurrence(x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], g
     return states, y_all, gates
 
 
+def inference_input_terms(xp: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], hs: int
+                          ) -> Tuple[Tensor, Tensor]:
+    """Split input projections for :func:`gru_recurrence_nograd` (modifies ``xp`` in place).
+
+    ``xp`` = unmixed ``x W_ih^T`` *without* bias, ``[N, B, 3H]`` (constant input) or ``[N, T, B, 3H]`` (one per
+    step); ``b_ih, b_hh [N, 3H]`` or None. Returns ``pc`` (``xp`` itself, now ``[P_rz + b_ih_rz + b_hh_rz |
+    b_hh_n]``) and ``pn = P_n + b_ih_n``, contiguous ``[N, B, H]`` or time-major ``[T, N, B, H]``.
+    """
+    n = xp.shape[0]
+    shape = (n,) + (1,) * (xp.dim() - 2)
+    p_n = xp[..., 2 * hs:] if xp.dim() == 3 else xp[..., 2 * hs:].permute(1, 0, 2, 3)
+    if b_ih is None:
+        pn = p_n.contiguous()
+    else:
+        b_n = b_ih[..., 2 * hs:].reshape(n, 1, hs) if xp.dim() == 3 else b_ih[..., 2 * hs:].reshape(1, n, 1, hs)
+        pn = torch.add(p_n, b_n, out=p_n.new_empty(p_n.shape))
+    b_rz = None
+    if b_ih is not None:
+        b_rz = b_ih[..., : 2 * hs]
+    if b_hh is not None:
+        b_rz = b_hh[..., : 2 * hs] if b_rz is None else b_rz + b_hh[..., : 2 * hs]
+    if b_rz is not None:
+        xp[..., : 2 * hs] += b_rz.reshape(*shape, 2 * hs)
+    if b_hh is None:
+        xp[..., 2 * hs:] = 0
+    else:
+        xp[..., 2 * hs:] = b_hh[..., 2 * hs:].reshape(*shape, hs)
+    return xp, pn
+
+
+def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gseq: Tensor,
+                          keep_outputs: bool = True, out_proj: Optional[Tensor] = None) -> Tensor:
+    """Inference-only recurrence (no autograd), arranged for speed; same math as :func:`_recurrence`.
+
+    Because the mixing is linear, the r/z input term is folded into the hidden product before mixing:
+    ``[r|z] = sigmoid(g_t @ (P_rz + b_hh_rz + h W_rz))``, ``n = tanh(g_t @ P_n + r * (g_t @ (b_hh_n + h W_n)))``,
+    i.e. per step one ``baddbmm``, two mixing products (3H and H wide) and four in-place elementwise passes
+    (values agree with the training path to float rounding).
+
+    Args: ``pc, pn`` from :func:`inference_input_terms` (``[N, B, 3H]``/``[N, B, H]`` constant, or with a time
+    axis ``[N, T, B, 3H]``/``[T, N, B, H]``); ``h0 [N, B, H]``; ``w_hh_t [N, H, 3H]``; ``gseq [T, N, N]``.
+    Returns all states ``[T, N, B, H]`` (``keep_outputs``) or only the last one ``[N, B, H]``. With ``out_proj``
+    (per-node weights ``[N, H, F]``) it returns ``(h_T [N, B, H], [T, N, B, F])``: every new state is projected at
+    once, while still in cache, and the states themselves are not kept.
+    """
+    steps = gseq.shape[0]
+    n, bsz, hs = h0.shape
+    const = pc.dim() == 3
+    w_hh_t = w_hh_t.contiguous()  # the gathered weights are a transposed view; MKL is faster on contiguous ones
+    y = h0.new_empty(n, bsz, 3 * hs)
+    m = torch.empty_like(y)
+    xn = h0.new_empty(n, bsz, hs)
+    if out_proj is not None:
+        keep_outputs = False
+        proj = h0.new_empty(steps, n, bsz, out_proj.shape[-1])
+        out_proj = out_proj.contiguous()
+    states = h0.new_empty(steps, n, bsz, hs) if keep_outputs else None
+    ring = None if keep_outputs else (h0.new_empty(n, bsz, hs), h0.new_empty(n, bsz, hs))
+    h = h0
+    for t in range(steps):
+        g = gseq[t]
+        torch.baddbmm(pc if const else pc[:, t], h, w_hh_t, out=y)
+        torch.mm(g, y.view(n, -1), out=m.view(n, -1))
+        torch.mm(g, (pn if const else pn[t]).view(n, -1), out=xn.view(n, -1))
+        rz = m[..., : 2 * hs].sigmoid_()
+        xn.addcmul_(rz[..., :hs], m[..., 2 * hs:]).tanh_()
+        h_new = states[t] if states is not None else ring[t % 2]  # type: ignore[index]
+        torch.lerp(xn, h, rz[..., hs:], out=h_new)
+        h = h_new
+        if out_proj is not None:
+            torch.bmm(h, out_proj, out=proj[t])
+    if out_proj is not None:
+        return h, proj
+    return states if states is not None else h
+
+
 def graph_gru_sequence(x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], gseq: Tensor,
                        const_input: bool, gate_fn: Optional[Callable] = None) -> Tensor:
     """Run the recurrence; ``[T, N, B, H]``. Uses the autograd node only when a gradient is needed.

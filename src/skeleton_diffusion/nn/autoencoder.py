@@ -112,8 +112,15 @@ class Decoder(nn.Module):
     GRU step (mixing ``g_i``, then ``g_{i+1} = normalise(g_i + G_add)``) and ``ŷ_i = tanh(fc(h_i))``.
     """
 
-    #: without gradients, decode in time chunks holding at most this many hidden-state floats
-    inference_chunk_elements: int = 2 ** 27
+    #: without gradients, decode in time chunks holding at most this many hidden-state floats (None: 2**22 on
+    #: CPU, i.e. 16 MB that the allocator reuses, 2**27 elsewhere)
+    inference_chunk_elements: Optional[int] = None
+    #: without gradients on CPU, decode at most this many sequences at a time (a cache-sized working set; on
+    #: accelerators all sequences run together)
+    inference_batch_chunk_cpu: int = 64
+    #: without gradients (single-layer GRU), apply the output layer's projection to each state inside the
+    #: recurrence instead of storing all states and projecting them afterwards
+    project_in_recurrence: bool = True
 
     def __init__(self, num_nodes: int, feature_size: int, input_size: int, hidden_size: int, output_size: int,
                  node_types: NodeTypes = None, dec_num_layers: int = 1, dropout: float = 0.0,
@@ -151,19 +158,43 @@ class Decoder(nn.Module):
         if self.recurrent_arch == "StaticGraphLSTM":
             return self._forward_lstm(x, h, ph)
         ph = int(ph)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, h, *self.parameters())):
+            return self._decode_span(x, h, ph, ph)
+        # inference: chunks of sequences (CPU cache) and of time steps (bounded memory, reused allocations)
+        on_cpu = h.device.type == "cpu"
+        budget = self.inference_chunk_elements or (2 ** 22 if on_cpu else 2 ** 27)
+        bchunk = max(1, self.inference_batch_chunk_cpu) if on_cpu else x.shape[0]
+        if bchunk >= x.shape[0]:
+            tchunk = max(1, min(ph, budget // max(1, self.num_nodes * x.shape[0] * self.rnn.hidden_size)))
+            return self._decode_span(x, h, ph, tchunk)
+        out = h.new_empty(x.shape[0], ph, self.num_nodes, self.fc.out_features)
+        tchunk = max(1, min(ph, budget // max(1, self.num_nodes * bchunk * self.rnn.hidden_size)))
+        for b0 in range(0, x.shape[0], bchunk):
+            out[b0:b0 + bchunk] = self._decode_span(x[b0:b0 + bchunk], h[b0:b0 + bchunk], ph, tchunk)
+        return out
+
+    def _decode_span(self, x: Tensor, h: Tensor, ph: int, chunk: int) -> Tensor:
+        """GRU decoding of ``ph`` steps, ``chunk`` steps at a time (``x`` already checked). ``[B, ph, N, out]``."""
         init_in = torch.cat([x[:, -2], h], dim=-1).transpose(0, 1)  # [N, B, F+L]
         u = torch.cat([x[:, -1], h], dim=-1).transpose(0, 1)  # [N, B, F+L], constant over the ph steps
         h0 = self.initial_hidden_h.forward_node_major(init_in)  # [N, B, H], starts every layer
         cells = list(self.rnn.layers)
         n, bsz, hs = h0.shape
-        chunk = ph
-        if not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
-            # inference: decode in time chunks so thousands of sequences never hold all hidden states at once
-            chunk = max(1, min(ph, self.inference_chunk_elements // max(1, n * bsz * hs)))
         states: list = [(h0, None)] * self.num_layers
         outs = []
+        # without gradients the recurrence hands back time-major states; the output layer then reads them as is
+        time_major = not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())) and not (
+            self.dropout.training and self.dropout.p > 0)
+        project_in_loop = time_major and self.project_in_recurrence and self.num_layers == 1 and all(
+            c._can_fuse() and c._inference_path(u) for c in cells)
         for start in range(0, ph, chunk):
             steps = min(chunk, ph - start)
+            if project_in_loop:
+                proj, h_new, g_new = cells[0].run_constant_input_projected(
+                    u, states[0][0], steps, self.fc.node_weight().transpose(1, 2), states[0][1])
+                states = [(h_new, g_new)]
+                outs.append(self.activation_fn(self.fc.mix_time_major(proj)))  # [T, N, B, out]
+                continue
             # Layer l at step i depends only on layer l-1 at step i and its own past, so the stack runs layer by
             # layer over the chunk (identical to the official step-major order).
             y_nm, h_new, g_new = cells[0].run_constant_input(u, states[0][0], steps, states[0][1])  # [N, T, B, H]
@@ -172,9 +203,14 @@ class Decoder(nn.Module):
                 y_nm, h_new, g_new = cell.run_node_major(self.rnn.dropout(y_nm), states[li][0], states[li][1])
                 new_states.append((h_new, g_new))
             states = new_states
+            if time_major:
+                outs.append(self.activation_fn(self.fc.forward_time_major(y_nm.transpose(0, 1))))  # [T, N, B, out]
+                continue
             y_nm = self.dropout(y_nm)
             y = self.fc.forward_node_major(y_nm.reshape(n, steps * bsz, hs))  # [N, T*B, out]
             outs.append(self.activation_fn(y).view(n, steps, bsz, -1))
+        if time_major:
+            return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)).permute(2, 0, 1, 3)
         y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
         return y.permute(2, 1, 0, 3)
 

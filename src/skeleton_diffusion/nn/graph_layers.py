@@ -23,7 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from skeleton_diffusion.nn._gru_sequence import compiled_gates, graph_gru_sequence
+from skeleton_diffusion.nn._gru_sequence import (
+    compiled_gates,
+    graph_gru_sequence,
+    gru_recurrence_nograd,
+    inference_input_terms,
+)
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = [
@@ -112,7 +117,8 @@ class _TypeGather(torch.autograd.Function):
 
 
 def gather_types(param: Tensor, index: Tensor) -> Tensor:
-    """Per-node rows of a per-type parameter: ``param[index]`` (``[T, ...]`` -> ``[N, ...]``)."""
+    """Rows ``param[index]`` (``[T, ...]`` -> ``[N, ...]``) with the dense-product backward of :class:`_TypeGather`
+    when a gradient is needed."""
     if torch.is_grad_enabled() and param.requires_grad:
         return _TypeGather.apply(param, index)
     return param.index_select(0, index)
@@ -225,10 +231,79 @@ class StaticGraphLinear(nn.Module):
         n = y.shape[0]
         return torch.mm(g, y.reshape(n, -1)).view(y.shape)
 
+    #: with gradients, compute per-type layers type-grouped (see :meth:`_forward_grouped`)
+    grouped_backprop: bool = True
+
+    def _slot_plan(self, device: torch.device) -> Tuple[Tensor, Tensor, int]:
+        """Type-grouped layout: ``K`` types x ``C`` slots (C = most nodes of one type). Returns ``slot_node
+        [K*C]`` (node feeding each slot; padding slots repeat a node of their type), ``slot_mask [K*C]`` (1 for real
+        slots, 0 for padding) and ``C``; cached per device."""
+        cache = self.__dict__.setdefault("_slot_plans", {})
+        if device not in cache:
+            types = self.node_type_index.tolist()
+            k = self.num_node_types
+            members: List[List[int]] = [[] for _ in range(k)]
+            for node, t in enumerate(types):
+                members[t].append(node)
+            c = max(len(m) for m in members)
+            slot_node, mask = [], []
+            for m in members:
+                for j in range(c):
+                    slot_node.append(m[j] if j < len(m) else (m[0] if m else 0))
+                    mask.append(1.0 if j < len(m) else 0.0)
+            cache[device] = (torch.tensor(slot_node, device=device), torch.tensor(mask, device=device), c)
+        return cache[device]
+
+    def _use_grouped(self, x: Tensor) -> bool:
+        if not (self.grouped_backprop and self.per_type and torch.is_grad_enabled()):
+            return False
+        if not (self.weight.requires_grad or x.requires_grad):
+            return False
+        _, _, c = self._slot_plan(x.device)
+        return self.num_node_types * c <= 1.5 * self.num_nodes  # padding overhead bounded
+
+    def _forward_grouped(self, x: Tensor, g: Tensor) -> Tensor:
+        """Training form of :meth:`forward_node_major`: nodes are gathered into type slots and every type's
+        weight is used as stored (``[K, C*M, in] @ weight[k]^T``) instead of gathering the weights to all N nodes;
+        the mixing then reads the slots through ``g[:, slot_node] * slot_mask``. Same function; the backward
+        produces the per-type weight gradient directly (no per-node weight copies or type reduction), which is
+        what dominates a small-batch training step. Padding slots are computed and multiplied by exact zeros."""
+        slot_node, mask, c = self._slot_plan(x.device)
+        n, m, fin = x.shape
+        k = self.num_node_types
+        xs = gather_types(x, slot_node).view(k, c * m, fin)  # dense-product backward (exact, see _TypeGather)
+        w_t = self.weight.transpose(1, 2)
+        if self.bias is None:
+            ys = torch.bmm(xs, w_t)
+        else:
+            ys = torch.baddbmm(self.bias.unsqueeze(1), xs, w_t)
+        g_slots = g.index_select(1, slot_node) * mask
+        return torch.mm(g_slots, ys.view(k * c, m * self.out_features)).view(n, m, self.out_features)
+
     def forward_node_major(self, x: Tensor, g: Optional[Tensor] = None) -> Tensor:
         """``x [N, M, in]`` -> ``[N, M, out]`` (node-major variant of :meth:`forward`)."""
         g = self.influence() if g is None else g
+        if self._use_grouped(x):
+            return self._forward_grouped(x, g)
         return self.mix_node_major(g, self.project_node_major(x))
+
+    def mix_time_major(self, y: Tensor, g: Optional[Tensor] = None) -> Tensor:
+        """Second half of :meth:`forward_time_major`: mix per-node projections ``y [T, N, B, out]`` and add the
+        (mixed) bias."""
+        steps, n, bsz, out = y.shape
+        g = self.influence() if g is None else g
+        y = torch.matmul(g, y.reshape(steps, n, bsz * out)).view(steps, n, bsz, out)
+        b = self.node_bias()
+        if b is not None:
+            # bias after mixing: g @ (Wx + b) = g @ Wx + g @ b
+            y = y + torch.mm(g, b).view(1, n, 1, out)
+        return y
+
+    def forward_time_major(self, x: Tensor, g: Optional[Tensor] = None) -> Tensor:
+        """``x [T, N, B, in]`` -> ``[T, N, B, out]`` without moving ``x`` to node-major first (one batched product
+        over T x N for the projection, one for the mixing); meant for small ``out`` (the decoder's output layer)."""
+        w_t = self.node_weight().transpose(1, 2)  # [N, in, out]
+        return self.mix_time_major(torch.matmul(x, w_t.unsqueeze(0)), g)  # [T, N, B, out]
 
     def forward(self, x: Tensor, g: Optional[Tensor] = None) -> Tensor:
         """``x [..., N, in]`` -> ``[..., N, out]``; ``g`` overrides the mixing matrix ``[N, N]``."""
@@ -362,6 +437,20 @@ class _StaticGraphRecurrentCell(nn.Module):
         return (self._gather(self.weight_ih).transpose(1, 2), self._gather(self.weight_hh).transpose(1, 2),
                 self._gather(self.bias_ih), self._gather(self.bias_hh))
 
+    def inference_node_parameters(self) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+        """:meth:`node_parameters` for the no-grad paths: gathered once, contiguous, and cached until a parameter
+        changes (keyed on storage and in-place version, so optimiser steps, ``load_state_dict`` and ``.to()`` all
+        refresh it). A frozen autoencoder thus gathers its weights once per training run, not once per call."""
+        params = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.node_type_index)
+        key = tuple(None if p is None else (p.data_ptr(), p._version, p.dtype) for p in params)
+        cache = self.__dict__.get("_inference_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                w_ih, w_hh, b_ih, b_hh = self.node_parameters()
+                value = (w_ih.contiguous(), w_hh.contiguous(), b_ih, b_hh)
+            self.__dict__["_inference_cache"] = cache = (key, value)
+        return cache[1]
+
     def clock_mask(self, t: int, like: Tensor) -> Optional[Tensor]:
         """Clockwork update mask ``[H]`` for step ``t`` (None when clockwork is off: all ones, a no-op)."""
         if not self.clockwork:
@@ -435,6 +524,14 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
     def _can_fuse(self) -> bool:
         return self.fused and not self.clockwork and not (self.r_dropout.training and self.r_dropout.p > 0)
 
+    def _inference_path(self, *tensors: Optional[Tensor]) -> bool:
+        """True when no gradient is needed and the arranged-for-speed no-grad recurrence applies."""
+        if self.compile_gates or (self.dropout.training and self.dropout.p > 0):
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        return not any(t is not None and t.requires_grad for t in (*tensors, *self.parameters()))
+
     def influence_tensor(self, steps: int, g0: Optional[Tensor] = None) -> Tensor:
         """Mixing matrices of ``steps`` consecutive steps ``[T, N, N]`` (an expanded view when constant)."""
         if not self.evolving_influence:
@@ -454,17 +551,40 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
             return self._run_loop(x_nm, h0, g0, t0, keep_outputs)
         n, steps, bsz, _ = x_nm.shape
         hs = self.hidden_size
-        w_ih, w_hh, b_ih, b_hh = self.node_parameters()
-        xp = _affine(x_nm.reshape(n, steps * bsz, -1), w_ih, b_ih, self.dropout)  # [N, T*B, 3H]
+        inference = self._inference_path(x_nm, h0, g0)
+        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters() if inference else self.node_parameters()
         gseq = self.influence_tensor(steps, g0)
+        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
+        if inference:
+            xp = torch.bmm(x_nm.reshape(n, steps * bsz, -1), w_ih)  # biases are folded in below
+            pc, pn = inference_input_terms(xp.view(n, steps, bsz, 3 * hs), b_ih, b_hh, hs)
+            h = x_nm.new_zeros(n, bsz, hs) if h0 is None else h0
+            out = gru_recurrence_nograd(pc, pn, h, w_hh, gseq, keep_outputs=keep_outputs)
+            if not keep_outputs:
+                return None, out, g_last
+            return out.permute(1, 0, 2, 3), out[-1], g_last
+        xp = _affine(x_nm.reshape(n, steps * bsz, -1), w_ih, b_ih, self.dropout)  # [N, T*B, 3H]
         if not self.evolving_influence:
             x_mixed = _mix(gseq[0], xp).view(n, steps, bsz, 3 * hs).permute(1, 0, 2, 3)
         else:
             x_mixed = torch.matmul(gseq, xp.view(n, steps, bsz * 3 * hs).transpose(0, 1)).view(steps, n, bsz, 3 * hs)
         h = x_nm.new_zeros(n, bsz, hs) if h0 is None else h0
         out_tm = graph_gru_sequence(x_mixed, h, w_hh, b_hh, gseq, False, self._gate_fn())  # [T, N, B, H]
-        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
         return (out_tm.permute(1, 0, 2, 3) if keep_outputs else None), out_tm[-1], g_last
+
+    def run_constant_input_projected(self, x_nm: Tensor, h0: Optional[Tensor], steps: int, out_w_t: Tensor,
+                                     g0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Inference only (no autograd): like :meth:`run_constant_input` but returns the per-node projections
+        ``h_t @ out_w_t[n]`` of every state, time-major ``[T, N, B, F]``, instead of the states (``out_w_t [N, H, F]``;
+        the caller mixes and adds the bias). Returns ``(projections, h_T, g_T)``."""
+        n, bsz, _ = x_nm.shape
+        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters()
+        pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
+        gseq = self.influence_tensor(steps, g0)
+        h = x_nm.new_zeros(n, bsz, self.hidden_size) if h0 is None else h0
+        h_last, proj = gru_recurrence_nograd(pc, pn, h, w_hh, gseq, out_proj=out_w_t)
+        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
+        return proj, h_last, g_last
 
     def run_constant_input(self, x_nm: Tensor, h0: Optional[Tensor], steps: int, g0: Optional[Tensor] = None
                            ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -477,12 +597,17 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
             n, bsz, fin = x_nm.shape
             return self._run_loop(x_nm.unsqueeze(1).expand(n, steps, bsz, fin), h0, g0, 0, True)  # type: ignore
         n, bsz, _ = x_nm.shape
-        w_ih, w_hh, b_ih, b_hh = self.node_parameters()
-        p = _affine(x_nm, w_ih, b_ih, self.dropout)  # [N, B, 3H], projected once
+        inference = self._inference_path(x_nm, h0, g0)
+        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters() if inference else self.node_parameters()
         gseq = self.influence_tensor(steps, g0)
         h = x_nm.new_zeros(n, bsz, self.hidden_size) if h0 is None else h0
-        out_tm = graph_gru_sequence(p, h, w_hh, b_hh, gseq, True, self._gate_fn())
         g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
+        if inference:
+            pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
+            out_tm = gru_recurrence_nograd(pc, pn, h, w_hh, gseq)
+        else:
+            p = _affine(x_nm, w_ih, b_ih, self.dropout)  # [N, B, 3H], projected once
+            out_tm = graph_gru_sequence(p, h, w_hh, b_hh, gseq, True, self._gate_fn())
         return out_tm.permute(1, 0, 2, 3), out_tm[-1], g_last
 
     def _run_loop(self, x_nm: Tensor, h0: Optional[Tensor], g0: Optional[Tensor] = None,
@@ -567,6 +692,8 @@ class StaticGraphGRU(_StaticGraphStack):
     """
 
     cell_class = StaticGraphGRUCell
+    #: without gradients, run the sequence in time chunks whose gate projections hold at most this many floats
+    inference_chunk_elements: int = 2 ** 22
 
     def forward(self, x: Tensor, states: Optional[List[GraphGRUState]] = None, t_i: int = 0
                 ) -> Tuple[Tensor, List[GraphGRUState]]:
@@ -583,6 +710,17 @@ class StaticGraphGRU(_StaticGraphStack):
             states = [(None, None)] * self.num_layers
         if len(states) != self.num_layers:
             raise InputError(f"expected {self.num_layers} layer states, got {len(states)}")
+        n, steps, bsz, _ = x_nm.shape
+        tchunk = max(1, self.inference_chunk_elements // max(1, n * bsz * 3 * self.hidden_size))
+        if steps > tchunk and all(c._can_fuse() and c._inference_path(x_nm) for c in self.layers):
+            # inference: time chunks through the whole stack (small, reused allocations; same values)
+            cur = [(h0, g0) for h0, g0 in states]
+            tops = []
+            for start in range(0, steps, tchunk):
+                out_c, cur = self.forward_node_major(x_nm[:, start:start + tchunk], cur, t_i + start,
+                                                     keep_top_outputs)
+                tops.append(out_c)
+            return (torch.cat(tops, dim=1) if keep_top_outputs else None), cur
         finals: List[Tuple[Tensor, Tensor]] = []
         out: Optional[Tensor] = x_nm
         for i, cell in enumerate(self.layers):
