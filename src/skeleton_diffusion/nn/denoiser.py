@@ -147,10 +147,14 @@ class ResnetBlock(nn.Module):
         self.res_linear: nn.Module = (StaticGraphLinear(dim, dim_out, bias=False, **gl) if dim != dim_out
                                       else nn.Identity())
 
-    def forward(self, x: Tensor, time_emb: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, time_emb: Optional[Tensor] = None, time_index: Optional[Tensor] = None) -> Tensor:
+        """``time_index [B]`` (optional): ``time_emb`` holds only distinct rows; sample b uses row ``time_index[b]``."""
         scale_shift = None
         if self.mlp is not None and time_emb is not None:
-            scale, shift = self.mlp(time_emb).unsqueeze(1).chunk(2, dim=-1)
+            film = self.mlp(time_emb)
+            if time_index is not None:
+                film = film.index_select(0, time_index)
+            scale, shift = film.unsqueeze(1).chunk(2, dim=-1)
             scale_shift = (scale, shift)
         h = self.block2(self.block1(x, scale_shift=scale_shift))
         return h + self.res_linear(x)
@@ -176,8 +180,8 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
         q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)  # [B, h, N, d]
-        sim = torch.matmul(q * self.scale, k.transpose(-2, -1))  # [B, h, N, N]
-        out = torch.matmul(sim.softmax(dim=-1), v)  # [B, h, N, d]
+        # softmax(q k^T * scale) v in one fused kernel (official: explicit q * scale, matmul, softmax, matmul)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # [B, h, N, d]
         return self.to_out(out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
 
 
@@ -315,9 +319,18 @@ class Denoiser(nn.Module):
             raise InputError("Denoiser was built with cond_dim=0 but x_cond was given")
         x = self.init_lin(x)
         r = x
+        index = None
+        if time.device.type == "cpu" and time.numel() > 1:
+            # Few distinct steps (one per batch sample at most T of them, k copies share theirs): embed each
+            # distinct step once. Row-wise identical values; skipped on accelerators (unique would synchronise).
+            distinct, index = torch.unique(time, return_inverse=True)
+            if distinct.numel() == time.numel():
+                index = None
+            else:
+                time = distinct
         t = self.time_mlp(time)
         for block, mix in self.layers:
-            x = mix(block(x, t))
+            x = mix(block(x, t, index))
         x = torch.cat((x, r), dim=-1)
-        x = self.final_res_block(x, t)
+        x = self.final_res_block(x, t, index)
         return self.final_glin(x)
