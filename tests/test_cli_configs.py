@@ -94,3 +94,18 @@ def test_amass_recipe_stops_with_dataset_not_prepared(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "data_3d_amass.npz" in proc.stderr and "create_amass_dataset" in proc.stderr
+
+
+@pytest.mark.parametrize("config_name, model", [("train_diffusion", "skeleton_diffusion"),
+                                                ("train_diffusion", "isotropic_diffusion"),
+                                                ("train_diffusion", "skeleton_diffusion_run_code_as_isotropic"),
+                                                ("train_autoencoder", "autoencoder")])
+def test_optimizers_are_fused_and_cpu_memory_kept(config_name, model):
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = compose_cfg(config_name, [f"model={model}"])
+    opt = instantiate(cfg.model.optimizer)([torch.nn.Parameter(torch.zeros(3))])
+    assert opt.defaults["fused"] is True
+    assert cfg.cpu_keep_freed_memory is True
+    assert compose_cfg(config_name, [f"model={model}", "model.optimizer.fused=false"]).model.optimizer.fused is False

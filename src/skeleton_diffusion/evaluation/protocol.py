@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..skeletons import get_skeleton
+from ..utils.cpu_allocator import keep_freed_cpu_memory
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 
@@ -91,6 +92,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if cfg.stats_mode not in ("deterministic", "probabilistic", "probabilistic_orig"):
         raise ConfigError(f"stats_mode must be 'deterministic' or 'probabilistic', got {cfg.stats_mode!r}")
     device = resolve_device(cfg.get("device", "auto"))
+    if device.type == "cpu":
+        keep_freed_cpu_memory(bool(cfg.get("cpu_keep_freed_memory", True)))
     predict_fn, skeleton, pose_box_size, ckpt, method = build_predictor(cfg, device)
 
     fps = float(cfg.dataset.fps)

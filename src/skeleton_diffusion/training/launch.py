@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..config import register_resolvers
+from ..utils.cpu_allocator import keep_freed_cpu_memory
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from .run_dir import RunDir, ResumeSpec, VOLATILE_CONFIG_KEYS, broadcast_path, prepare_run_dir, resolve_resume
@@ -79,10 +80,13 @@ def setup_run(cfg: DictConfig, overrides: list[str] | None = None) -> RunSetup:
 
 
 def select_device(cfg: DictConfig) -> torch.device:
-    """``device=auto`` -> CUDA if present; under DDP each process takes its local GPU."""
+    """``device=auto`` -> CUDA if present; under DDP each process takes its local GPU. On CPU, applies
+    ``cpu_keep_freed_memory`` (:func:`~skeleton_diffusion.utils.cpu_allocator.keep_freed_cpu_memory`)."""
     import ignite.distributed as idist
 
     dev = resolve_device(cfg.get("device", "auto"))
+    if dev.type == "cpu":
+        keep_freed_cpu_memory(bool(cfg.get("cpu_keep_freed_memory", True)))
     if dev.type == "cuda" and idist.get_world_size() > 1:
         return idist.device()
     return dev
