@@ -158,6 +158,12 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     (per-node weights ``[N, H, F]``) it returns ``(h_T [N, B, H], [T, N, B, F])``: every new state is projected at
     once, while still in cache, and the states themselves are not kept.
     """
+    dtype = torch.promote_types(torch.promote_types(pc.dtype, h0.dtype), w_hh_t.dtype)
+    if any(t.dtype != dtype for t in (pc, pn, h0, w_hh_t, gseq)) or torch.is_autocast_enabled(h0.device.type):
+        # the buffers below are written with out=: run in one dtype (under autocast: the widest of the inputs)
+        with torch.autocast(h0.device.type, enabled=False):
+            return gru_recurrence_nograd(pc.to(dtype), pn.to(dtype), h0.to(dtype), w_hh_t.to(dtype), gseq.to(dtype),
+                                         keep_outputs, None if out_proj is None else out_proj.to(dtype))
     steps = gseq.shape[0]
     n, bsz, hs = h0.shape
     const = pc.dim() == 3
@@ -187,6 +193,59 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     if out_proj is not None:
         return h, proj
     return states if states is not None else h
+
+
+def gru_stack_nograd(x_tm: Tensor, layers: list, h0s: list, gseqs: list,
+                     keep_top_outputs: bool = False) -> Tuple[Optional[Tensor], list]:
+    """Inference-only (no autograd) multi-layer GRU over a sequence, step-major: at each step every layer runs
+    on the state the layer below has just produced, so its input projection is computed while that state is still
+    in cache (the layer-major order has to write all T input projections first and read them back cold).
+
+    Args:
+        x_tm: time-major input ``[T, N, B, in]`` (contiguous).
+        layers: per layer ``(w_ih_t [N, in, 3H], w_hh_t [N, H, 3H], b_ih [N, 3H] | None, b_hh [N, 3H] | None)``
+            (contiguous weights, e.g. :meth:`StaticGraphGRUCell.inference_node_parameters`).
+        h0s: per layer initial state ``[N, B, H]``.
+        gseqs: per layer mixing matrices ``[T, N, N]`` (an expanded view when constant).
+    Returns ``(top outputs [T, N, B, H] or None, [h_T [N, B, H] per layer])``. Same math as
+    :func:`gru_recurrence_nograd` for each layer.
+    """
+    steps, n, bsz, _ = x_tm.shape
+    hs = h0s[0].shape[-1]
+    dtype = x_tm.dtype
+    prepared = []
+    for w_ih, w_hh, b_ih, b_hh in layers:
+        zero = x_tm.new_zeros(n, 3 * hs)
+        b_ih = zero if b_ih is None else b_ih
+        b_hh = zero if b_hh is None else b_hh
+        # input projection bias: [b_ih_rz + b_hh_rz | b_ih_n]; the hidden n-bias b_hh_n replaces the input n-part
+        b_q = torch.cat([b_ih[:, : 2 * hs] + b_hh[:, : 2 * hs], b_ih[:, 2 * hs:]], dim=-1).unsqueeze(1)
+        prepared.append((w_ih.to(dtype).contiguous(), w_hh.to(dtype).contiguous(), b_q.to(dtype),
+                         b_hh[:, 2 * hs:].unsqueeze(1).to(dtype)))
+    q = x_tm.new_empty(n, bsz, 3 * hs)
+    m = torch.empty_like(q)
+    pn = x_tm.new_empty(n, bsz, hs)
+    xn = torch.empty_like(pn)
+    top = x_tm.new_empty(steps, n, bsz, hs) if keep_top_outputs else None
+    rings = [(x_tm.new_empty(n, bsz, hs), x_tm.new_empty(n, bsz, hs)) for _ in layers]
+    h = [h0.to(dtype) for h0 in h0s]
+    last = len(layers) - 1
+    for t in range(steps):
+        inp = x_tm[t]
+        for li, (w_ih, w_hh, b_q, b_hn) in enumerate(prepared):
+            g = gseqs[li][t]
+            torch.baddbmm(b_q, inp, w_ih, out=q)
+            pn.copy_(q[..., 2 * hs:])
+            q[..., 2 * hs:] = b_hn
+            q.baddbmm_(h[li], w_hh)
+            torch.mm(g, q.view(n, -1), out=m.view(n, -1))
+            torch.mm(g, pn.view(n, -1), out=xn.view(n, -1))
+            rz = m[..., : 2 * hs].sigmoid_()
+            xn.addcmul_(rz[..., :hs], m[..., 2 * hs:]).tanh_()
+            h_new = top[t] if (li == last and top is not None) else rings[li][t % 2]
+            torch.lerp(xn, h[li], rz[..., hs:], out=h_new)
+            h[li] = inp = h_new
+    return top, h
 
 
 def graph_gru_sequence(x: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Optional[Tensor], gseq: Tensor,

@@ -27,6 +27,7 @@ from skeleton_diffusion.nn._gru_sequence import (
     compiled_gates,
     graph_gru_sequence,
     gru_recurrence_nograd,
+    gru_stack_nograd,
     inference_input_terms,
 )
 from skeleton_diffusion.utils.errors import ConfigError, InputError
@@ -114,6 +115,27 @@ class _TypeGather(torch.autograd.Function):
         onehot[index, torch.arange(index.numel(), device=grad.device)] = 1.0
         out = torch.mm(onehot, grad.reshape(index.numel(), -1)).view(ctx.num_types, *grad.shape[1:])
         return out, None
+
+
+class _TypeProject(torch.autograd.Function):
+    """``xs [K, M, in] @ weight[k]^T (+ bias[k])`` -> ``[K, M, out]`` whose backward writes the weight gradient
+    directly in the parameter's ``[K, out, in]`` layout (``dys^T @ xs``); autograd's ``bmm`` would produce it
+    transposed and then copy it into place."""
+
+    @staticmethod
+    def forward(ctx, xs: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(xs, weight)
+        ctx.has_bias = bias is not None
+        w_t = weight.transpose(1, 2)
+        return torch.bmm(xs, w_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), xs, w_t)
+
+    @staticmethod
+    def backward(ctx, d_ys: Tensor):  # type: ignore[override]
+        xs, weight = ctx.saved_tensors
+        d_xs = torch.bmm(d_ys, weight) if ctx.needs_input_grad[0] else None
+        d_w = torch.bmm(d_ys.transpose(1, 2), xs) if ctx.needs_input_grad[1] else None
+        d_b = d_ys.sum(dim=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return d_xs, d_w, d_b
 
 
 def gather_types(param: Tensor, index: Tensor) -> Tensor:
@@ -272,11 +294,7 @@ class StaticGraphLinear(nn.Module):
         n, m, fin = x.shape
         k = self.num_node_types
         xs = gather_types(x, slot_node).view(k, c * m, fin)  # dense-product backward (exact, see _TypeGather)
-        w_t = self.weight.transpose(1, 2)
-        if self.bias is None:
-            ys = torch.bmm(xs, w_t)
-        else:
-            ys = torch.baddbmm(self.bias.unsqueeze(1), xs, w_t)
+        ys = _TypeProject.apply(xs, self.weight, self.bias)  # [K, C*M, out]
         g_slots = g.index_select(1, slot_node) * mask
         return torch.mm(g_slots, ys.view(k * c, m * self.out_features)).view(n, m, self.out_features)
 
@@ -692,8 +710,6 @@ class StaticGraphGRU(_StaticGraphStack):
     """
 
     cell_class = StaticGraphGRUCell
-    #: without gradients, run the sequence in time chunks whose gate projections hold at most this many floats
-    inference_chunk_elements: int = 2 ** 22
 
     def forward(self, x: Tensor, states: Optional[List[GraphGRUState]] = None, t_i: int = 0
                 ) -> Tuple[Tensor, List[GraphGRUState]]:
@@ -711,16 +727,18 @@ class StaticGraphGRU(_StaticGraphStack):
         if len(states) != self.num_layers:
             raise InputError(f"expected {self.num_layers} layer states, got {len(states)}")
         n, steps, bsz, _ = x_nm.shape
-        tchunk = max(1, self.inference_chunk_elements // max(1, n * bsz * 3 * self.hidden_size))
-        if steps > tchunk and all(c._can_fuse() and c._inference_path(x_nm) for c in self.layers):
-            # inference: time chunks through the whole stack (small, reused allocations; same values)
-            cur = [(h0, g0) for h0, g0 in states]
-            tops = []
-            for start in range(0, steps, tchunk):
-                out_c, cur = self.forward_node_major(x_nm[:, start:start + tchunk], cur, t_i + start,
-                                                     keep_top_outputs)
-                tops.append(out_c)
-            return (torch.cat(tops, dim=1) if keep_top_outputs else None), cur
+        if (all(c._can_fuse() and c._inference_path(x_nm, *[s[0] for s in states]) for c in self.layers)
+                and not (self.dropout.training and self.dropout.p > 0) and torch.is_floating_point(x_nm)
+                and not torch.is_autocast_enabled(x_nm.device.type)):
+            # inference: all layers step by step (see gru_stack_nograd)
+            gseqs = [c.influence_tensor(steps, g0) for c, (_, g0) in zip(self.layers, states)]
+            h0s = [x_nm.new_zeros(n, bsz, self.hidden_size) if h0 is None else h0 for h0, _ in states]
+            top, h_last = gru_stack_nograd(x_nm.permute(1, 0, 2, 3).contiguous(),
+                                           [c.inference_node_parameters() for c in self.layers], h0s, gseqs,
+                                           keep_top_outputs)
+            finals = [(h, c.next_influence(gs[-1]) if c.evolving_influence else gs[0])
+                      for c, h, gs in zip(self.layers, h_last, gseqs)]
+            return (None if top is None else top.permute(1, 0, 2, 3)), finals
         finals: List[Tuple[Tensor, Tensor]] = []
         out: Optional[Tensor] = x_nm
         for i, cell in enumerate(self.layers):
