@@ -6,15 +6,24 @@ frames, official Denoiser (depth 4, 8 heads x 32, cond 96, learned influence), A
 
 Variants (each in its own process so peak memory is measured separately):
 * ``ours``         : all k·B candidates denoised/decoded/scored under no_grad in chunks, only the B winners
-                     recomputed with grad (:func:`best_of_k_loss`).
+                     recomputed with grad (:func:`best_of_k_loss`); fused Adam and, on CPU,
+                     ``keep_freed_cpu_memory`` as ``train_diffusion.py`` does (``--no-cpu-allocator-tuning``
+                     turns the latter off).
 * ``naive_nograd`` : the official computation with the decode wrapped in no_grad (denoiser on all k·B with grad).
 * ``naive``        : the official computation as shipped (denoiser AND decoder of all k·B candidates with grad).
+
+The naive variants run this package's layers (already faster than the official ones) with plain Adam and the
+default allocator; the official code itself is not run here.
 
 Memory: CPU = peak RSS of the process (``ru_maxrss``; also shown minus the RSS before the first step);
 CUDA = ``torch.cuda.max_memory_allocated``. A variant whose RSS passes ``--mem-cap-gib`` is killed and reported
 as such (the naive variant needs tens of GiB at k = 50).
 
     python benchmarks/bench_diffusion.py --device auto --iters 3 --k 50
+
+The "official" ratios divide the issue's measurements of the official code on a 2-core CPU (58.8 s at k = 50
+with no-grad decoding, 1.39 s at k = 1; ``--official-k50/--official-k1``) by our median; they are only meaningful
+on a comparable machine. Timings on a shared 2-core VM drift by +-15 % between runs: compare within one run.
 """
 
 from __future__ import annotations
@@ -60,12 +69,16 @@ def _run_variant(args: argparse.Namespace) -> dict:
     import torch
 
     from skeleton_diffusion.training.best_of_k import best_of_k_loss, naive_best_of_k_loss
+    from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
     from skeleton_diffusion.utils.device import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.variant == "ours" and device.type == "cpu" and not args.no_cpu_allocator_tuning:
+        keep_freed_cpu_memory()  # what train_diffusion.py does (config key cpu_keep_freed_memory)
     ae, diffusion = _build(device)
-    opt = torch.optim.Adam(diffusion.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    # ours: the trainer's fused Adam (same update); naive: the official plain Adam
+    opt = torch.optim.Adam(diffusion.parameters(), lr=1e-3, betas=(0.9, 0.99), fused=args.variant == "ours")
     gen = torch.Generator().manual_seed(1)
     obs = (0.3 * torch.randn(args.batch_size, 30, 21, 3, generator=gen)).to(device)
     fut = (0.3 * torch.randn(args.batch_size, 120, 21, 3, generator=gen)).to(device)
@@ -110,9 +123,12 @@ def _run_variant(args: argparse.Namespace) -> dict:
 
 
 def _spawn(args: argparse.Namespace, variant: str, k: int) -> dict:
+    iters, warmup = (args.iters_k1, args.warmup_k1) if k == 1 else (args.iters, args.warmup)
     cmd = [sys.executable, __file__, "--_child", "--variant", variant, "--k", str(k), "--device", args.device,
-           "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+           "--iters", str(iters), "--warmup", str(warmup), "--batch-size", str(args.batch_size),
            "--threads", str(args.threads), "--chunk-size", str(args.chunk_size)]
+    if args.no_cpu_allocator_tuning:
+        cmd.append("--no-cpu-allocator-tuning")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak, killed, t0 = 0, False, time.time()
     while proc.poll() is None:
@@ -139,13 +155,21 @@ def _spawn(args: argparse.Namespace, variant: str, k: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
-    p.add_argument("--iters", type=int, default=3, help="timed steps per variant (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps")
+    p.add_argument("--iters", type=int, default=3, help="timed steps per variant at k > 1 (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps at k > 1")
+    p.add_argument("--iters-k1", type=int, default=10, help="timed steps of the k = 1 runs (a step is ~1 s)")
+    p.add_argument("--warmup-k1", type=int, default=4, help="untimed warm-up steps of the k = 1 runs")
+    p.add_argument("--official-k50", type=float, default=58.8,
+                   help="official no-grad-decode step time [s] at k = 50 (the issue's measurement, 2-core CPU)")
+    p.add_argument("--official-k1", type=float, default=1.39,
+                   help="official step time [s] at k = 1 (the issue's measurement, 2-core CPU)")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--chunk-size", type=int, default=0, help="candidates per no-grad chunk (0 = auto)")
     p.add_argument("--variants", default="ours,naive_nograd,naive")
+    p.add_argument("--no-cpu-allocator-tuning", action="store_true",
+                   help="run 'ours' with glibc's default malloc (no keep_freed_cpu_memory)")
     p.add_argument("--skip-k1", action="store_true", help="do not also run the k = 1 comparison")
     p.add_argument("--mem-cap-gib", type=float, default=12.0)
     p.add_argument("--time-cap-s", type=float, default=3600.0)
@@ -174,8 +198,12 @@ def main() -> None:
         else:
             note = f"delta {r['peak_delta_gib']:.2f} GiB" if "peak_delta_gib" in r else r["mem_kind"]
             print(f"{variant:>14} {k:>4} {r['median_s']:>16.2f} {r['peak_gib']:>15.2f}  {note}")
+    official = {50: args.official_k50, 1: args.official_k1}
     for k in sorted({k for _, k in runs}):
         ours = results.get(("ours", k))
+        if ours and not ours.get("failed") and k in official and args.batch_size == 64 and "cpu" in ours["device"]:
+            print(f"k={k}: official ({official[k]:.2f} s, issue measurement on a 2-core CPU) / ours: "
+                  f"time x{official[k] / ours['median_s']:.2f}")
         for other in ("naive_nograd", "naive"):
             ref = results.get((other, k))
             if ours and ref and not ours.get("failed") and not ref.get("failed"):
