@@ -159,22 +159,24 @@ class Decoder(nn.Module):
             return self._forward_lstm(x, h, ph)
         ph = int(ph)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (x, h, *self.parameters())):
-            return self._decode_span(x, h, ph, ph)
+            return self._decode_span(x, h, ph, ph, inference=False)
         # inference: chunks of sequences (CPU cache) and of time steps (bounded memory, reused allocations)
         on_cpu = h.device.type == "cpu"
         budget = self.inference_chunk_elements or (2 ** 22 if on_cpu else 2 ** 27)
         bchunk = max(1, self.inference_batch_chunk_cpu) if on_cpu else x.shape[0]
         if bchunk >= x.shape[0]:
             tchunk = max(1, min(ph, budget // max(1, self.num_nodes * x.shape[0] * self.rnn.hidden_size)))
-            return self._decode_span(x, h, ph, tchunk)
+            return self._decode_span(x, h, ph, tchunk, inference=True)
         out = h.new_empty(x.shape[0], ph, self.num_nodes, self.fc.out_features)
         tchunk = max(1, min(ph, budget // max(1, self.num_nodes * bchunk * self.rnn.hidden_size)))
         for b0 in range(0, x.shape[0], bchunk):
-            out[b0:b0 + bchunk] = self._decode_span(x[b0:b0 + bchunk], h[b0:b0 + bchunk], ph, tchunk)
+            out[b0:b0 + bchunk] = self._decode_span(x[b0:b0 + bchunk], h[b0:b0 + bchunk], ph, tchunk, inference=True)
         return out
 
-    def _decode_span(self, x: Tensor, h: Tensor, ph: int, chunk: int) -> Tensor:
-        """GRU decoding of ``ph`` steps, ``chunk`` steps at a time (``x`` already checked). ``[B, ph, N, out]``."""
+    def _decode_span(self, x: Tensor, h: Tensor, ph: int, chunk: int, inference: bool) -> Tensor:
+        """GRU decoding of ``ph`` steps, ``chunk`` steps at a time (``x`` already checked). ``[B, ph, N, out]``.
+        ``inference``: no gradient is needed (the recurrences then hand back time-major states, which the output
+        layer reads as they are)."""
         init_in = torch.cat([x[:, -2], h], dim=-1).transpose(0, 1)  # [N, B, F+L]
         u = torch.cat([x[:, -1], h], dim=-1).transpose(0, 1)  # [N, B, F+L], constant over the ph steps
         h0 = self.initial_hidden_h.forward_node_major(init_in)  # [N, B, H], starts every layer
@@ -182,9 +184,7 @@ class Decoder(nn.Module):
         n, bsz, hs = h0.shape
         states: list = [(h0, None)] * self.num_layers
         outs = []
-        # without gradients the recurrence hands back time-major states; the output layer then reads them as is
-        time_major = not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())) and not (
-            self.dropout.training and self.dropout.p > 0)
+        time_major = inference and not (self.dropout.training and self.dropout.p > 0)
         project_in_loop = time_major and self.project_in_recurrence and self.num_layers == 1 and all(
             c._can_fuse() and c._inference_path(u) for c in cells)
         for start in range(0, ph, chunk):
