@@ -173,15 +173,20 @@ def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(data_
 def test_sigkill_during_training_then_resume(data_root, tmp_path):
     run = tmp_path / "killed"
     args = ["train_autoencoder.py", "dataset=synthetic", *TINY_AE, f"dataset_main_path={data_root}",
-            f"output_log_path={run}", "model.num_epochs=200"]
+            f"output_log_path={run}", "model.num_epochs=100000"]  # still running when killed
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+
+    def latest_epoch() -> int:  # only the newest few latest_<epoch>.pt are kept, so look for any >= 2
+        return max((int(p.stem.split("_")[-1]) for p in (run / "checkpoints").glob("latest_*.pt")), default=0)
+
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and not list((run / "checkpoints").glob("latest_2.pt")):
-            time.sleep(0.5)
-        assert list((run / "checkpoints").glob("latest_*.pt")), "no checkpoint written before the deadline"
+        while time.time() < deadline and latest_epoch() < 2 and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, "training stopped before it was killed"
+        assert latest_epoch() >= 2, "no checkpoint of epoch >= 2 written before the deadline"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
