@@ -9,6 +9,9 @@ follow the official ``src.core.network.nn.autoencoder.AutoEncoder`` so its check
 Speed. The recurrences run node-major (``[N, B, F]``): per-type weights are gathered once per sequence, input
 projections of all time steps are one batched product, and in the decoder the constant input is projected once;
 the per-step mixing matrices ``g_i`` (data independent) are computed up front. Only the hidden path is in the loop.
+Without gradients (the frozen autoencoder of the diffusion stage, sampling, evaluation) the recurrences take the
+no-grad forms of :mod:`._gru_sequence` (encoder layers step-major; decoder in cache-sized batch chunks with the
+output projection inside the loop); values agree with the gradient path to float rounding (``test_fast_paths``).
 """
 
 from __future__ import annotations
