@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _nn_helpers import single_thread  # noqa: F401  (fixture)
 from conftest import official_fixture
 
 from skeleton_diffusion.nn.autoencoder import AutoEncoder, pose_loss
@@ -12,13 +13,7 @@ from skeleton_diffusion.utils.errors import ConfigError, InputError
 AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """These recurrences are thousands of tiny ops: one thread avoids OpenMP stalls on a busy shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _close(actual: torch.Tensor, ref: torch.Tensor) -> None:

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 
 from skeleton_diffusion.nn._gru_sequence import gru_recurrence_nograd, inference_input_terms
 from skeleton_diffusion.nn.autoencoder import AutoEncoder, Decoder
@@ -25,25 +26,7 @@ TYPES = torch.tensor([0, 0, 1, 2, 2, 3])
 N = TYPES.numel()
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def _perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if name.endswith("G"):
-                p.copy_(torch.eye(p.shape[0]) + 0.2 * noise)
-            elif name.endswith("G_add"):
-                p.copy_(0.05 * noise)
-            else:
-                p.copy_(0.3 * noise)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -52,7 +35,7 @@ def test_nograd_stack_matches_autograd_path(additive, bias):
     torch.manual_seed(0)
     rnn = StaticGraphGRU(3, 8, num_layers=2, num_nodes=N, node_types=TYPES, learn_influence=True,
                          learn_additive_graph_influence=additive, bias=bias)
-    _perturb(rnn, 1)
+    perturb(rnn, 1)
     x = torch.randn(N, 11, 4, 3)
     h0 = torch.randn(N, 4, 8)
     states = [(h0, None), (None, None)]
@@ -103,7 +86,7 @@ def test_nograd_recurrence_projection_in_loop():
 def test_inference_weight_cache_follows_parameter_updates():
     torch.manual_seed(3)
     cell = StaticGraphGRUCell(3, 8, num_nodes=N, node_types=TYPES, learn_influence=True)
-    _perturb(cell, 4)
+    perturb(cell, 4)
     x, h0 = torch.randn(N, 5, 2, 3), torch.randn(N, 2, 8)
 
     def both():
@@ -120,7 +103,7 @@ def test_inference_weight_cache_follows_parameter_updates():
     assert not torch.allclose(fast2, fast)
     torch.testing.assert_close(fast2, ref2, rtol=1e-5, atol=1e-6)
     other = StaticGraphGRUCell(3, 8, num_nodes=N, node_types=TYPES, learn_influence=True)
-    _perturb(other, 5)
+    perturb(other, 5)
     cell.load_state_dict(other.state_dict())
     fast3, ref3 = both()
     torch.testing.assert_close(fast3, ref3, rtol=1e-5, atol=1e-6)
@@ -132,7 +115,7 @@ def test_nograd_decoding_chunks_match_gradient_path(dec_layers, monkeypatch):
     torch.manual_seed(6)
     model = AutoEncoder(num_nodes=5, node_types=[0, 0, 1, 2, 2], latent_size=8, encoder_hidden_size=6,
                         decoder_hidden_size=7, dec_num_layers=dec_layers, enc_num_layers=2)
-    _perturb(model, 7)
+    perturb(model, 7)
     past, z = torch.randn(7, 4, 5, 3), torch.randn(7, 5, 8).tanh()
     ref = model.decode(past, z, None, ph=9).detach()  # parameters require grad: one fused autograd sequence
     fut = torch.randn(7, 9, 5, 3)
@@ -184,7 +167,7 @@ def test_grouped_linear_is_skipped_when_padding_would_cost_too_much():
 def test_denoiser_distinct_step_embedding_and_fused_attention():
     torch.manual_seed(9)
     den = Denoiser(dim=8, cond_dim=8, num_nodes=N, node_types=TYPES, depth=1, attn_heads=2, attn_dim_head=4)
-    _perturb(den, 10)
+    perturb(den, 10)
     x, c = torch.randn(6, N, 8), torch.randn(6, N, 8)
     t = torch.tensor([3, 3, 7, 7, 3, 0])  # repeated steps -> embedded once each
     with torch.no_grad():
@@ -197,7 +180,7 @@ def test_denoiser_distinct_step_embedding_and_fused_attention():
     assert den.time_mlp[1].weight.grad is not None and den.time_mlp[1].weight.grad.abs().sum() > 0
 
     attn = Attention(8, heads=2, dim_head=4, num_nodes=N, node_types=TYPES)
-    _perturb(attn, 11)
+    perturb(attn, 11)
     h = torch.randn(3, N, 8)
     with torch.no_grad():
         q, k, v = attn.to_qkv(h).view(3, N, 3, 2, 4).permute(2, 0, 3, 1, 4)
@@ -226,7 +209,7 @@ def test_nograd_decoding_runs_under_autocast():
     torch.manual_seed(14)
     model = AutoEncoder(num_nodes=5, node_types=[0, 0, 1, 2, 2], latent_size=8, encoder_hidden_size=6,
                         decoder_hidden_size=7)
-    _perturb(model, 15)
+    perturb(model, 15)
     past, z = torch.randn(3, 4, 5, 3), torch.randn(3, 5, 8).tanh()
     with torch.no_grad():
         ref = model.decode(past, z, None, ph=6)

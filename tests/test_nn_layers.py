@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 
 from skeleton_diffusion.nn.graph_layers import (
     StaticGraphGRU,
@@ -20,27 +21,7 @@ TYPES = torch.tensor([0, 0, 1, 2, 2, 3])  # 6 nodes, 4 types; nodes (0,1) and (3
 N = TYPES.numel()
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """These recurrences are thousands of tiny ops: one thread avoids OpenMP stalls on a busy shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def _perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    """Give every parameter distinct random values (official init ties types and makes G the identity)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if name.endswith("G"):
-                p.copy_(torch.eye(p.shape[0]) + 0.2 * noise)
-            elif name.endswith("G_add"):
-                p.copy_(0.05 * noise)
-            else:
-                p.copy_(0.3 * noise)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _naive_linear(layer: StaticGraphLinear, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +68,7 @@ def test_linear_shapes_params_and_official_init():
 def test_linear_matches_per_node_definition_and_shares_type_weights():
     torch.manual_seed(1)
     layer = StaticGraphLinear(4, 3, num_nodes=N, node_types=TYPES, learn_influence=True)
-    _perturb(layer)
+    perturb(layer)
     x = torch.randn(8, N, 4)
     torch.testing.assert_close(layer(x), _naive_linear(layer, x), rtol=1e-5, atol=1e-6)
     # with the identity mixing, nodes of the same type map the same input to the same output
@@ -155,7 +136,7 @@ def test_gru_sequence_matches_step_by_step_definition(additive):
     torch.manual_seed(4)
     cell = StaticGraphGRUCell(3, 8, num_nodes=N, node_types=TYPES, learn_influence=True,
                               learn_additive_graph_influence=additive)
-    _perturb(cell, seed=5)
+    perturb(cell, seed=5)
     B, T = 4, 6
     x = torch.randn(B, T, N, 3)
     h = torch.randn(B, N, 8) * 0.5
@@ -182,7 +163,7 @@ def test_gru_sequence_matches_step_by_step_definition(additive):
 def test_gru_stack_layers_and_gradients():
     torch.manual_seed(6)
     rnn = StaticGraphGRU(3, 8, num_layers=2, num_nodes=N, node_types=TYPES, learn_influence=True)
-    _perturb(rnn, seed=7)
+    perturb(rnn, seed=7)
     x = torch.randn(2, 5, N, 3, requires_grad=True)
     out, states = rnn(x)
     assert out.shape == (2, 5, N, 8) and len(states) == 2 and states[0][0].shape == (2, N, 8)
@@ -229,7 +210,7 @@ def test_fused_and_step_loop_agree_in_values_and_gradients(additive):
     torch.manual_seed(10)
     cell = StaticGraphGRUCell(3, 8, num_nodes=N, node_types=TYPES, learn_influence=True,
                               learn_additive_graph_influence=additive)
-    _perturb(cell, seed=11)
+    perturb(cell, seed=11)
     x = torch.randn(N, 7, 4, 3)
     h0 = torch.randn(N, 4, 8)
 

@@ -557,6 +557,17 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
             return g.expand(steps, *g.shape)
         return torch.stack(self.influence_sequence(steps, g0))
 
+    def influence_after(self, gseq: Tensor) -> Tensor:
+        """Influence of the step following a run that used ``gseq [T, N, N]``."""
+        return self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
+
+    def _constant_input_nograd(self, x_nm: Tensor, h: Tensor, gseq: Tensor, out_w_t: Optional[Tensor] = None):
+        """No-grad recurrence on the constant input ``x_nm [N, B, in]``: states ``[T, N, B, H]``, or with
+        ``out_w_t`` ``(h_T, projections [T, N, B, F])`` (see :func:`gru_recurrence_nograd`)."""
+        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters()
+        pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
+        return gru_recurrence_nograd(pc, pn, h, w_hh, gseq, out_proj=out_w_t)
+
     def run_node_major(self, x_nm: Tensor, h0: Optional[Tensor], g0: Optional[Tensor] = None,
                        t0: int = 0, keep_outputs: bool = True) -> Tuple[Optional[Tensor], Tensor, Tensor]:
         """Run the cell over a whole sequence.
@@ -572,7 +583,7 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
         inference = self._inference_path(x_nm, h0, g0)
         w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters() if inference else self.node_parameters()
         gseq = self.influence_tensor(steps, g0)
-        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
+        g_last = self.influence_after(gseq)
         if inference:
             xp = torch.bmm(x_nm.reshape(n, steps * bsz, -1), w_ih)  # biases are folded in below
             pc, pn = inference_input_terms(xp.view(n, steps, bsz, 3 * hs), b_ih, b_hh, hs)
@@ -596,13 +607,10 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
         ``h_t @ out_w_t[n]`` of every state, time-major ``[T, N, B, F]``, instead of the states (``out_w_t [N, H, F]``;
         the caller mixes and adds the bias). Returns ``(projections, h_T, g_T)``."""
         n, bsz, _ = x_nm.shape
-        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters()
-        pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
         gseq = self.influence_tensor(steps, g0)
         h = x_nm.new_zeros(n, bsz, self.hidden_size) if h0 is None else h0
-        h_last, proj = gru_recurrence_nograd(pc, pn, h, w_hh, gseq, out_proj=out_w_t)
-        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
-        return proj, h_last, g_last
+        h_last, proj = self._constant_input_nograd(x_nm, h, gseq, out_w_t)
+        return proj, h_last, self.influence_after(gseq)
 
     def run_constant_input(self, x_nm: Tensor, h0: Optional[Tensor], steps: int, g0: Optional[Tensor] = None
                            ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -615,18 +623,15 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
             n, bsz, fin = x_nm.shape
             return self._run_loop(x_nm.unsqueeze(1).expand(n, steps, bsz, fin), h0, g0, 0, True)  # type: ignore
         n, bsz, _ = x_nm.shape
-        inference = self._inference_path(x_nm, h0, g0)
-        w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters() if inference else self.node_parameters()
         gseq = self.influence_tensor(steps, g0)
         h = x_nm.new_zeros(n, bsz, self.hidden_size) if h0 is None else h0
-        g_last = self.next_influence(gseq[-1]) if self.evolving_influence else gseq[0]
-        if inference:
-            pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
-            out_tm = gru_recurrence_nograd(pc, pn, h, w_hh, gseq)
+        if self._inference_path(x_nm, h0, g0):
+            out_tm = self._constant_input_nograd(x_nm, h, gseq)
         else:
+            w_ih, w_hh, b_ih, b_hh = self.node_parameters()
             p = _affine(x_nm, w_ih, b_ih, self.dropout)  # [N, B, 3H], projected once
             out_tm = graph_gru_sequence(p, h, w_hh, b_hh, gseq, True, self._gate_fn())
-        return out_tm.permute(1, 0, 2, 3), out_tm[-1], g_last
+        return out_tm.permute(1, 0, 2, 3), out_tm[-1], self.influence_after(gseq)
 
     def _run_loop(self, x_nm: Tensor, h0: Optional[Tensor], g0: Optional[Tensor] = None,
                   t0: int = 0, keep_outputs: bool = True) -> Tuple[Optional[Tensor], Tensor, Tensor]:
@@ -736,8 +741,7 @@ class StaticGraphGRU(_StaticGraphStack):
             top, h_last = gru_stack_nograd(x_nm.permute(1, 0, 2, 3).contiguous(),
                                            [c.inference_node_parameters() for c in self.layers], h0s, gseqs,
                                            keep_top_outputs)
-            finals = [(h, c.next_influence(gs[-1]) if c.evolving_influence else gs[0])
-                      for c, h, gs in zip(self.layers, h_last, gseqs)]
+            finals = [(h, c.influence_after(gs)) for c, h, gs in zip(self.layers, h_last, gseqs)]
             return (None if top is None else top.permute(1, 0, 2, 3)), finals
         finals: List[Tuple[Tensor, Tensor]] = []
         out: Optional[Tensor] = x_nm
