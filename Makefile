@@ -14,10 +14,11 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 DEMO_DIR ?= output/demo
 
-.PHONY: venv test test-fast demo bench clean-demo help
+.PHONY: venv test test-fast demo demo-mdm bench clean-demo help
 
 help:
 	@echo "make demo   - build the synthetic dataset, train both stages, evaluate, write a GIF (CPU, minutes)"
+	@echo "make demo-mdm - the same for MDM: train (past- and action-conditioned), evaluate, GIFs, an edit (CPU, minutes)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmark scripts"
 
@@ -44,9 +45,14 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m skeleton_diffusion.demo --out $(DEMO_DIR)
 
+demo-mdm: $(STAMP)
+	$(PY) -m skeleton_diffusion.demo_mdm
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_autoencoder.py
 	$(PY) benchmarks/bench_diffusion.py
+	$(PY) benchmarks/bench_inference.py --threads 1 --clock cpu
+	$(PY) benchmarks/bench_mdm.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -225,3 +225,83 @@ def test_lafan1_map_units_and_upsampling(tmp_path):
     femur = np.linalg.norm(out[::2, 1] - out[::2, 4], axis=-1)  # original frames: exact bone length
     np.testing.assert_allclose(femur, 0.42, atol=1e-5)
     assert out[0, 0, 2] == pytest.approx(0.9, abs=1e-5)  # pelvis height: Y-up cm -> Z-up m
+
+
+# ---------------------------------------------------------------------------------- native skeleton (issue 17)
+@pytest.fixture(scope="module")
+def cmu_native(tmp_path_factory):
+    if not all((CMU_DIR / f).is_file() for f in CMU_FILES):
+        pytest.skip(f"real CMU BVH files not installed ({CMU_DIR}; apt-get install assimp-testmodels)")
+    root = tmp_path_factory.mktemp("cmu_native")
+    for sub, f in zip(("walk", "run"), CMU_FILES):
+        (root / "in" / sub).mkdir(parents=True)
+        shutil.copy(CMU_DIR / f, root / "in" / sub / f)
+    rc = bvh_main(["--input", str(root / "in"), "--name", "CMUNative", "--data-root", str(root / "ds"), "--quiet",
+                   "--skeleton", "native"])
+    assert rc == 0
+    return root / "ds" / "processed" / "CMUNative" / "hmp"
+
+
+def test_native_cmu_keeps_the_files_joints_in_metres_z_up(cmu_native):
+    from skeleton_diffusion.skeletons import load_skeleton_file
+
+    sk = load_skeleton_file(cmu_native / "skeleton.json")
+    assert sk.num_joints == 31 and sk.joint_names[0] == "Hips" and not any(n.endswith("_End") for n in sk.joint_names)
+    assert sk.node_types[sk.node_names.index("LeftUpLeg")] == sk.node_types[sk.node_names.index("RightUpLeg")]
+    pos = read_processed(cmu_native / "data_3d_cmunative.npz")
+    j = {n: i for i, n in enumerate(sk.joint_names)}
+    for clips in pos.values():
+        for arr in clips.values():
+            assert arr.shape[1:] == (31, 3)
+            femur = np.linalg.norm(arr[:, j["LeftUpLeg"]] - arr[:, j["LeftLeg"]], axis=-1)
+            assert 0.35 < femur.mean() < 0.5 and femur.std() < 1e-4
+            assert np.mean(arr[:, j["Head"], 2] - arr[:, 0, 2]) > 0.3  # Z up
+            assert np.mean(arr[:, j["LeftFoot"], 2] - arr[:, 0, 2]) < -0.6
+    labels = dict(ln.split(",") for ln in (cmu_native / "clip_labels.txt").read_text().split())
+    assert set(labels.values()) == {"walk", "run"}  # folder labels (CMD classes)
+    cfg = (cmu_native / "dataset_config.yaml").read_text()
+    assert "skeleton.json" in cfg and "num_joints: 31" in cfg
+
+
+def test_native_cmu_windows_load_and_subset(cmu_native, tmp_path):
+    from skeleton_diffusion.data.factory import build_dataset
+
+    cfg = json.loads((cmu_native / "dataset_config.json").read_text())
+    cfg["skeleton_name"] = str(cmu_native / "skeleton.json")
+    test = build_dataset(cfg, "test", pose_box_size=1.0, dataset_main_path=cmu_native.parents[2], if_load_mmgt=True)
+    obs, fut, _ = test[0]
+    assert tuple(obs.shape) == (30, 30, 3) and tuple(fut.shape) == (120, 30, 3)
+    assert len(test.idx_to_class) == 2
+    # a joint subset keeps the root, re-links parents and drops the rest
+    (tmp_path / "in").mkdir()
+    shutil.copy(CMU_DIR / CMU_FILES[0], tmp_path / "in" / CMU_FILES[0])
+    keep = "LeftUpLeg,LeftLeg,LeftFoot,RightUpLeg,RightLeg,RightFoot,Spine1,Head,LeftArm,LeftForeArm,LeftHand," \
+           "RightArm,RightForeArm,RightHand"
+    assert bvh_main(["--input", str(tmp_path / "in"), "--name", "Sub", "--data-root", str(tmp_path / "ds"), "--quiet",
+                     "--skeleton", "native", "--joints", keep, "--no-side-files"]) == 0
+    from skeleton_diffusion.skeletons import load_skeleton_file
+
+    sub = load_skeleton_file(tmp_path / "ds/processed/Sub/hmp/skeleton.json")
+    assert sub.num_joints == 15 and sub.parents[sub.joint_names.index("LeftUpLeg")] == 0
+    assert sub.parents[sub.joint_names.index("LeftArm")] == sub.joint_names.index("Spine1")
+
+
+def test_side_files_regenerate_with_one_command(cmu_native):
+    from skeleton_diffusion.data.side_files import main as side_main
+
+    for f in ("mean_motion_test.txt", "mmgt_test.txt", "mmapd_GT.csv"):
+        (cmu_native / f).unlink(missing_ok=True)
+    assert side_main([str(cmu_native), "--segments"]) == 0
+    for f in ("mean_motion_test.txt", "mmgt_test.txt", "mmapd_GT.csv", "segments_test.csv"):
+        assert (cmu_native / f).is_file(), f
+    n_test = len((cmu_native / "segments_test.csv").read_text().strip().splitlines()) - 1
+    assert len((cmu_native / "mmapd_GT.csv").read_text().strip().splitlines()) - 1 == n_test
+
+
+def test_zero_shot_split_mode_test_writes_a_config(cmu_dataset, tmp_path):
+    (tmp_path / "in").mkdir()
+    shutil.copy(CMU_DIR / CMU_FILES[0], tmp_path / "in" / CMU_FILES[0])
+    assert bvh_main(["--input", str(tmp_path / "in"), "--name", "ZS", "--data-root", str(tmp_path / "ds"), "--quiet",
+                     "--split-mode", "test", "--no-side-files"]) == 0
+    cfg = json.loads((tmp_path / "ds/processed/ZS/hmp/dataset_config.json").read_text())
+    assert cfg["num_joints"] == 22 and cfg["skeleton_name"] == "amass"

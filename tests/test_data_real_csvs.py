@@ -15,7 +15,11 @@ from skeleton_diffusion.data.segments import read_amass_segments, read_h36m_segm
 
 
 def _fake(monkeypatch, tree):
+    import skeleton_diffusion.data.factory as factory
+
     monkeypatch.setattr(dsmod, "load_processed_cached", lambda *a, **k: tree)
+    # the processed file is faked, so the factory's up-front "is it on disk?" check must be too
+    monkeypatch.setattr(factory, "_require_processed_first", lambda *a, **k: None)
 
 
 def _zeros(length, joints):

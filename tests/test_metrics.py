@@ -243,9 +243,32 @@ def test_official_per_item_and_aggregate_values(official):
             assert f"metric_deterministic_{name}" not in o
 
 
-def test_official_apd_matmul_path_is_bit_identical(official):
-    ours = M.apd(official["pred_t"], exact=False).numpy()
-    np.testing.assert_array_equal(ours, official["per_item_APD"])
+def _apd_matmul_error_bound(pred: torch.Tensor) -> np.ndarray:
+    """Per-item bound on |APD(matmul path) - APD(exact)|: each pair's d² = |x|² + |y|² - 2 x·y loses
+    ~eps32·(|x|² + |y|²) to cancellation, i.e. d moves by ≤ k·eps32·(|x|² + |y|²) / (2d); k = 16 (measured ≤ 5.8
+    on the fixture). The mean over pairs bounds the APD error."""
+    flat = pred.reshape(pred.shape[0], pred.shape[1], -1).double()
+    sq = flat.square().sum(-1)
+    d = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist")
+    iu = torch.triu_indices(pred.shape[1], pred.shape[1], offset=1)
+    pair = 16 * 2.0**-24 * (sq[:, :, None] + sq[:, None, :]) / (2 * d.clamp_min(1e-12))
+    return pair[:, iu[0], iu[1]].mean(-1).numpy()
+
+
+def test_official_apd_matmul_path_is_within_its_rounding_bound(official):
+    """The real guarantee of ``exact=False`` (the official ``torch.cdist`` matmul path): same algorithm as the
+    official code, so within the float32 cancellation bound of the float64 APD and of the official value; the
+    bits depend on BLAS, CPU and thread count (no bit-identity). ``exact=True`` is accurate to float32 rounding."""
+    pred = official["pred_t"]
+    truth = M.apd(pred.double(), exact=True).numpy()
+    bound = _apd_matmul_error_bound(pred)
+    ours = M.apd(pred, exact=False).numpy().astype(np.float64)
+    ref = official["per_item_APD"].astype(np.float64)
+    assert np.all(np.abs(ours - truth) <= bound), (np.abs(ours - truth), bound)
+    assert np.all(np.abs(ref - truth) <= bound)
+    assert np.all(np.abs(ours - ref) <= 2 * bound)
+    assert bound.max() < 5e-4  # metres: the guarantee is sub-millimetre (APD here is 3.2-4.2 m)
+    np.testing.assert_allclose(M.apd(pred, exact=True).numpy(), truth, rtol=1e-6, atol=0)
 
 
 def test_official_per_sample_values(official):

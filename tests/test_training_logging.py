@@ -101,5 +101,7 @@ def test_standard_handlers_argument_checks() -> None:
         attach_standard_handlers(trainer, validate=lambda e: None)
     with pytest.raises(ValueError, match="best_checkpoint"):
         attach_standard_handlers(trainer, best_checkpoint=object())  # type: ignore[arg-type]
-    attached = attach_standard_handlers(Engine(lambda e, b: 0.0), seed=1, progress=False)
+    attached = attach_standard_handlers(Engine(lambda e, b: 0.0), seed=1, progress=None)
     assert set(attached) == {"reseeder", "nan_guard"}
+    attached = attach_standard_handlers(Engine(lambda e, b: 0.0), seed=1, progress=False)  # per-epoch lines
+    assert set(attached) == {"reseeder", "nan_guard", "progress"}

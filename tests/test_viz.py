@@ -150,7 +150,8 @@ def test_max_samples_keeps_highlight(amass):
 # ----------------------------------------------------------------------------------------- writing ---
 def test_gif_roundtrip_frame_count_and_pixels(tmp_path, amass):
     obs, samples = _motion(amass, t_obs=4, t_pred=6)
-    frames = render_prediction_frames(obs, samples, amass, gt=samples[0], dpi=30)
+    # animate_prediction's own defaults: 3-inch panels, 20-frame ghost trails (observation panel: only without gt)
+    frames = render_prediction_frames(obs, samples, amass, gt=samples[0], dpi=30, panel_size=3.0, trail=20)
     out = animate_prediction(obs, samples, amass, gt=samples[0], out_path=tmp_path / "a.gif", fps=30, dpi=30)
     assert out == tmp_path / "a.gif"
     with Image.open(out) as im:

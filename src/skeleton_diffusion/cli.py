@@ -7,7 +7,7 @@ import sys
 import textwrap
 from typing import Any, Callable
 
-from .utils.errors import SkeletonDiffusionError
+from .utils.errors import FileAccessError, SkeletonDiffusionError
 
 
 def format_user_error(exc: BaseException) -> str:
@@ -18,7 +18,8 @@ def format_user_error(exc: BaseException) -> str:
 
 
 def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn``; a :class:`SkeletonDiffusionError` is printed as a paragraph and exits with status 2.
+    """Call ``fn``; a :class:`SkeletonDiffusionError` is printed as a paragraph and exits with status 2, and so is
+    an ``OSError`` that names a file (missing, unreadable, unwritable, a folder where a file was expected).
 
     Set ``SKELETON_DIFFUSION_TRACEBACK=1`` to see the full traceback instead.
     """
@@ -30,3 +31,10 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         sys.stderr.write(format_user_error(exc))
         sys.stderr.flush()
         raise SystemExit(2) from None
+    except OSError as exc:  # a file the user named that cannot be read or written (missing, permission, a folder)
+        if os.environ.get("SKELETON_DIFFUSION_TRACEBACK") or not exc.filename:
+            raise
+        sys.stderr.write(format_user_error(FileAccessError.from_os_error(exc)))
+        sys.stderr.flush()
+        raise SystemExit(2) from None
+

@@ -28,6 +28,17 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def register_dataset_configs() -> None:
+    """Make datasets built under ``<dataset_main_path>/processed/*/hmp/`` usable as ``dataset=<name>``
+    (see :mod:`skeleton_diffusion.dataset_configs`); idempotent."""
+    from .dataset_configs import register
+
+    register()
+
+
+register_dataset_configs()
+
+
 def to_yaml(cfg: DictConfig, resolve: bool = True) -> str:
     return OmegaConf.to_yaml(cfg, resolve=resolve)
 
@@ -41,7 +52,35 @@ def save_config(cfg: DictConfig, path: str | Path, resolve: bool = True) -> None
         fh.write(text)
 
 
-def load_config(path: str | Path) -> DictConfig:
-    cfg = OmegaConf.load(path)
-    assert isinstance(cfg, DictConfig)
+def load_config(path: str | Path, what: str = "config") -> DictConfig:
+    """Load a YAML config file (e.g. a run folder's ``config.yaml``) as a ``DictConfig``.
+
+    Raises :class:`~skeleton_diffusion.utils.errors.ConfigError` naming the file when it is missing, empty, not
+    valid YAML (with the line of the problem) or not a mapping; ``what`` says what the file is for.
+    """
+    from .utils.errors import ConfigError
+
+    path = Path(path)
+    expected = f"expected the {what} as a YAML mapping (key: value), as written by the training run"
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: '{path}'; {expected}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"'{path}' is not valid YAML (not UTF-8 text: {exc}); {expected}") from exc
+    if not text.strip():
+        raise ConfigError(f"'{path}' is empty; {expected}. Restore it, or repeat the original overrides on the "
+                          "command line")
+    try:
+        cfg = OmegaConf.create(text)
+    except Exception as exc:  # noqa: BLE001 - yaml/omegaconf errors: one line with the position
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        if mark is not None and problem:  # yaml.MarkedYAMLError
+            detail = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        else:
+            detail = f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]
+        raise ConfigError(f"'{path}' is not valid YAML ({detail}); {expected}") from exc
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"'{path}' holds a YAML {type(cfg).__name__.removesuffix('Config').lower()}, not a "
+                          f"mapping; {expected}")
     return cfg

@@ -1,7 +1,8 @@
 """``make demo``: the whole method on the embedded synthetic dataset, on CPU, in minutes.
 
-Runs exactly the quick-start commands of the README (each as its own process), then prints where everything is.
-Re-running resumes finished stages instead of training again (``resume=auto``).
+Runs exactly the quick-start commands of the README (each as its own process), then prints where everything is
+and how much the GIF's futures move and differ (:func:`motion_summary`). The example observation is the synthetic
+test window in motion (:func:`pick_example_window`). Re-running reuses finished stages (``resume=auto``).
 
     python -m skeleton_diffusion.demo [--out output/demo]
 """
@@ -36,21 +37,99 @@ def demo_commands(out: str) -> list[list[str]]:
     ]
 
 
+def joint_speed(poses: "np.ndarray", fps: float = 60.0) -> float:
+    """Mean hip-relative joint speed of ``poses [T, J, 3]`` (metres, root first) in m/s: how much the body moves,
+    not where it goes (the model predicts hip-relative poses)."""
+    import numpy as np
+
+    rel = poses[:, 1:] - poses[:, :1]
+    path = np.linalg.norm(np.diff(rel, axis=0), axis=-1).sum(axis=0).mean()
+    return float(path / max(len(poses) - 1, 1) * fps)
+
+
+def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30) -> tuple[str, int]:
+    """``(clip, first frame)`` of the synthetic test window to show: the one moving most both in its observation
+    and in its ground-truth future (largest ``min(obs speed, future speed)``, :func:`joint_speed`), e.g. a run
+    that turns into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion."""
+    import csv
+
+    from .data.processed import load_processed
+
+    folder = data_root / "processed" / "Synthetic" / "hmp"
+    test = load_processed(folder / "data_3d_synthetic.npz")["test"]
+    best: tuple[float, str, int] | None = None
+    with open(folder / "segments_test.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            seq, a, p, e = test[row["name"]], int(row["init"]), int(row["pred_init"]), int(row["pred_end"])
+            if p - a < obs_length:
+                continue
+            score = min(joint_speed(seq[p - obs_length:p]), joint_speed(seq[p - 1:e + 1]))
+            if best is None or score > best[0]:
+                best = (score, row["name"], p - obs_length)
+    if best is None:
+        raise FileNotFoundError(f"no test window of >= {obs_length} observed frames in {folder}/segments_test.csv")
+    return best[1], best[2]
+
+
 def write_example_observation(path: Path, data_root: Path = Path("datasets")) -> Path:
-    """The first test window's observation of the synthetic dataset, ``[30, 22, 3]`` metres (root first)."""
+    """One observation of the synthetic test split in motion (:func:`pick_example_window`), ``[30, 22, 3]`` metres
+    (root first); its ground-truth future is written beside it as ``<stem>_gt_future.npy`` ``[120, 22, 3]``."""
     import numpy as np
 
     from .data.processed import load_processed
 
     folder = data_root / "processed" / "Synthetic" / "hmp"
-    data = load_processed(folder / "data_3d_synthetic.npz")
-    test = data["test"]
-    name = sorted(test)[0]
-    obs = np.asarray(test[name][:30], dtype=np.float32)
+    test = load_processed(folder / "data_3d_synthetic.npz")["test"]
+    name, start = pick_example_window(data_root)
+    obs = np.asarray(test[name][start:start + 30], dtype=np.float32)
+    future = np.asarray(test[name][start + 30:start + 150], dtype=np.float32)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, obs)
+    np.save(path.with_name(f"{path.stem}_gt_future.npy"), future)
     return path
+
+
+def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path) -> Path:
+    """The futures of ``pred_npz`` beside the ground-truth future (first panel, closest sample overlaid in red),
+    written to ``out_path``; returns the path written. Like the predictions, the ground truth is shown with its
+    hip held at the last observed hip position (the model predicts hip-relative poses, not the path travelled)."""
+    import numpy as np
+
+    from .skeletons import get_skeleton
+    from .viz.animation import animate_prediction
+
+    with np.load(pred_npz) as d:
+        pred, obs, fps, skeleton = d["pred"][0], d["obs"][0], float(d["fps"]), str(d["skeleton"])
+    gt = np.load(gt_future)
+    gt = gt - gt[:, :1] + obs[-1:, :1]
+    return animate_prediction(obs, pred, get_skeleton(skeleton), gt=gt, out_path=out_path, fps=fps)
+
+
+def motion_summary(pred_npz: Path, gt_future: Path | None = None) -> dict[str, float]:
+    """Numbers that say whether the demo's futures move and differ (all in cm, hip-relative, per joint):
+
+    ``obs_speed`` / ``pred_speed`` / ``gt_speed`` (cm/s, :func:`joint_speed`), ``pred_travel`` (mean joint
+    distance between the last observed and the last predicted pose), ``spread_final`` (mean pairwise joint
+    distance between samples at the last frame) and ``spread_mean`` (the same averaged over all frames)."""
+    import numpy as np
+
+    with np.load(pred_npz) as d:
+        pred, obs, fps = d["pred"][0], d["obs"][0], float(d["fps"])
+    rel = pred[..., 1:, :] - pred[..., :1, :]
+    last_obs = obs[-1, 1:] - obs[-1, :1]
+    s = len(pred)
+    pairs = [(i, j) for i in range(s) for j in range(i + 1, s)]
+    out = {"obs_speed": joint_speed(obs, fps) * 100,
+           "pred_speed": float(np.mean([joint_speed(p, fps) for p in pred])) * 100,
+           "pred_travel": float(np.linalg.norm(rel[:, -1] - last_obs, axis=-1).mean()) * 100,
+           "spread_final": float(np.mean([np.linalg.norm(rel[i, -1] - rel[j, -1], axis=-1).mean()
+                                          for i, j in pairs])) * 100 if pairs else 0.0,
+           "spread_mean": float(np.mean([np.linalg.norm(rel[i] - rel[j], axis=-1).mean()
+                                         for i, j in pairs])) * 100 if pairs else 0.0}
+    if gt_future is not None and Path(gt_future).is_file():
+        out["gt_speed"] = joint_speed(np.load(gt_future), fps) * 100
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,11 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ndemo step failed (exit {rc}): {shown}", file=sys.stderr)
             return rc
         print(f"  done in {time.time() - step:.0f} s", flush=True)
+    gif_gt = write_comparison_gif(out / "pred.npz", out / "obs_gt_future.npy", out / "pred_vs_gt.gif")
+    m = motion_summary(out / "pred.npz", out / "obs_gt_future.npy")
+    print(f"\nThe example: observed joints move at {m['obs_speed']:.0f} cm/s (hip-relative), the ground-truth "
+          f"future at {m.get('gt_speed', float('nan')):.0f} cm/s; the {args.out}/pred.gif futures at "
+          f"{m['pred_speed']:.0f} cm/s, {m['pred_travel']:.1f} cm from the last observed pose after 2 s, "
+          f"samples {m['spread_final']:.1f} cm apart at the end (mean pairwise joint distance).")
     print(f"\nDemo finished in {time.time() - t0:.0f} s. Everything is in {out}/:")
     print(f"  autoencoder run   {out}/autoencoder   (config.yaml, checkpoints/, tb/)")
     print(f"  diffusion run     {out}/diffusion")
     print(f"  results table     {out}/eval/results.md   (+ results.json, results.csv)")
-    print(f"  predictions       {out}/pred.npz   animation {out}/pred.gif")
+    print(f"  predictions       {out}/pred.npz   animation {out}/pred.gif   (with ground truth: {gif_gt})")
     print(f"  TensorBoard       tensorboard --logdir {out}")
     return 0
 

@@ -42,9 +42,31 @@ def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
 
     cand = run_config_path(path)
     if cand is not None:
-        return OmegaConf.load(cand)  # type: ignore[return-value]
+        from .config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
+
+        return load_config(cand, what="run config")
     raise CheckpointError(f"'{path}' carries no config and no config.yaml was found beside it; convert official "
                           "checkpoints with `python -m skeleton_diffusion.convert_official_checkpoint`")
+
+
+def checkpoint_skeleton(meta: dict, skeleton_name: str, path: Path | str = "<checkpoint>") -> Skeleton:
+    """The skeleton a checkpoint was trained on: its config's ``skeleton_name`` when that resolves, else the
+    definition stored in ``meta['skeleton_def']`` (so a checkpoint of a file-defined skeleton loads anywhere).
+    Refuses a config skeleton whose joint order differs from ``meta['joint_names']`` (H17)."""
+    from .skeletons import describe_mismatch, register_skeleton, skeleton_from_dict
+
+    skeleton_name = str(skeleton_name)
+    try:
+        skeleton = get_skeleton(skeleton_name)
+    except ValueError:
+        if not isinstance(meta.get("skeleton_def"), dict):
+            raise
+        skeleton = register_skeleton(skeleton_from_dict(meta["skeleton_def"], source=str(path)), skeleton_name)
+    names = meta.get("joint_names")
+    if names is not None and tuple(names) != tuple(skeleton.joint_names):
+        raise CheckpointError(describe_mismatch(f"checkpoint '{path}'", list(names),
+                                                f"its config's skeleton_name={skeleton_name}", skeleton))
+    return skeleton
 
 
 def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto", *,
@@ -68,7 +90,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
     if "autoencoder" not in cfg:
         raise CheckpointError(f"the config of '{path}' has no 'autoencoder' section; is it a diffusion run?")
     ae_cfg = cfg.autoencoder
-    skeleton = get_skeleton(ae_cfg.dataset.get("skeleton_name") or ae_cfg.dataset.dataset_name)
+    skeleton = checkpoint_skeleton(meta, ae_cfg.dataset.get("skeleton_name") or ae_cfg.dataset.dataset_name, path)
     ae = build_autoencoder(ae_cfg.model, skeleton)
     ae_state = ckpt.get("autoencoder")
     if ae_state is None:  # older layout: load from the recorded autoencoder checkpoint
@@ -119,16 +141,26 @@ class Predictor:
     @torch.no_grad()
     def predict(self, obs: Any, num_samples: int = 50, seed: Optional[int] = 0, *,
                 pred_length: Optional[int] = None, allow_longer: bool = False,
-                return_numpy: bool = True) -> Any:
+                return_numpy: bool = True, joint_names: Optional[Any] = None,
+                sampling_precision: str = "fp32") -> Any:
         """Sample futures for ``obs`` ``(T_obs, J, 3)`` or ``(B, T_obs, J, 3)`` metres (root included).
 
         Returns ``(B, S, T_pred, J, 3)`` metres in the same joint order: predicted hip-relative poses placed at
         the last observed root position (the root itself stays there). ``seed`` makes sampling reproducible
-        (a private generator; the global RNG is untouched); ``None`` uses the global RNG.
+        (a private generator; the global RNG is untouched); ``None`` uses the global RNG. ``joint_names``: the
+        observation's joint order, if known; a different order than the model's skeleton is refused.
+        ``sampling_precision='bf16'`` runs the denoiser's products in bfloat16 (faster on CPUs with AVX512-BF16 /
+        AMX and on GPUs; samples differ from the float32 ones at the 1e-3 level).
         """
+        from .pipeline import network_dtype
+
         from .data.transforms import to_input_space
         from .inference_checks import validate_observation
 
+        if joint_names is not None:
+            from .inference_checks import check_joint_names
+
+            check_joint_names(joint_names, self.skeleton, "the observation")
         x = validate_observation(obs, self.skeleton, self.obs_length, allow_longer=allow_longer)  # [B,T,J,3]
         x = torch.as_tensor(x, dtype=torch.float32)
         x_in = to_input_space(x, self.model.pose_box_size).to(self.device)
@@ -136,7 +168,8 @@ class Predictor:
         if seed is not None:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(int(seed))
-        pred = self.model.predict(x_in, num_samples, pred_length=pred_length, generator=gen)  # [B,S,T,N,3]
+        pred = self.model.predict(x_in, num_samples, pred_length=pred_length, generator=gen,
+                                  network_dtype=network_dtype(sampling_precision))  # [B,S,T,N,3]
         pred = (pred * self.model.pose_box_size).cpu()
         root = x[:, -1, 0].view(x.shape[0], 1, 1, 1, 3)  # last observed hip position
         full = torch.cat([torch.zeros_like(pred[..., :1, :]), pred], dim=-2) + root
@@ -144,10 +177,20 @@ class Predictor:
 
 
 def load_model(checkpoint_or_run_dir: str | Path, device: str | torch.device = "auto", *,
-               use_ema: bool = False) -> Predictor:
-    """Load a diffusion checkpoint (file or run folder) -> :class:`Predictor`."""
+               use_ema: bool = False, cpu_keep_freed_memory: bool = True) -> Predictor:
+    """Load a diffusion checkpoint (file or run folder) -> :class:`Predictor` (an
+    :class:`~skeleton_diffusion.inference_mdm.MDMPredictor` for MDM checkpoints). On CPU,
+    ``cpu_keep_freed_memory`` applies :func:`~skeleton_diffusion.utils.cpu_allocator.keep_freed_cpu_memory`."""
     path = resolve_checkpoint(checkpoint_or_run_dir)
     dev = resolve_device(device)
+    if dev.type == "cpu":  # as training and eval.py: freed tensor memory is reused instead of page-faulted back
+        from .utils.cpu_allocator import keep_freed_cpu_memory
+
+        keep_freed_cpu_memory(cpu_keep_freed_memory)
+    from .inference_mdm import is_mdm_checkpoint, load_mdm
+
+    if is_mdm_checkpoint(safe_torch_load(path)):
+        return load_mdm(path, dev, use_ema=use_ema)  # type: ignore[return-value]
     model, cfg, skeleton = build_from_checkpoint(path, dev, use_ema=use_ema)
     return Predictor(model=model, config=cfg, skeleton=skeleton, device=dev, checkpoint=path)
 

@@ -136,3 +136,13 @@ def _check_units(arr: np.ndarray, skeleton) -> None:
         f"observation is too small for metres ({facts}; a person is about 0.5-2 m): it may be normalised "
         "(e.g. divided by pose_box_size), in another unit, or collapsed to a point; pass positions in metres."
     )
+
+
+def check_joint_names(joint_names: Any, skeleton, what: str = "the observation") -> None:
+    """Refuse observations whose joint order (names) differs from ``skeleton``'s, naming both skeletons (H17)."""
+    from .skeletons import describe_mismatch
+
+    names = [str(n) for n in np.asarray(joint_names).reshape(-1).tolist()]
+    if tuple(names) != tuple(skeleton.joint_names):
+        raise InputError(describe_mismatch(what, names, "the model", skeleton)
+                         + " Reorder the observation's joints (or use a model trained on its skeleton).")

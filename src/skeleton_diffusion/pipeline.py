@@ -6,6 +6,12 @@ The inference path of the official code (``get_diffusion_latent_codes`` + ``deco
 2. repeat it ``S`` times (``repeat_interleave``) and sample ``B*S`` latents ``[B*S, N, D]``,
 3. decode ``pred_length`` frames from the last two observed frames,
 4. reshape to ``[B, S, T_pred, N, 3]`` (input space; multiply by ``pose_box_size`` for metres).
+
+Speed: everything runs without autograd; the decoder takes the no-grad recurrence of training's selection pass
+(``Decoder.inference_batch_chunk_cpu`` sequences at a time, output layer inside the loop); the denoiser embeds each
+distinct diffusion step once. ``predict(..., network_dtype=torch.bfloat16)`` runs the denoiser's products in
+bfloat16 (opt-in; see :func:`network_dtype`). Callers on CPU should call
+:func:`skeleton_diffusion.utils.cpu_allocator.keep_freed_cpu_memory` once (``load_model`` and ``eval.py`` do).
 """
 
 from __future__ import annotations
@@ -14,6 +20,23 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+
+from .utils.errors import ConfigError
+
+_PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+               "fp16": torch.float16, "float16": torch.float16}
+
+
+def network_dtype(precision: Optional[str]) -> Optional[torch.dtype]:
+    """``'fp32'`` (default, official numerics) -> None; ``'bf16'`` / ``'fp16'`` -> the dtype in which the denoiser's
+    products run while sampling (``GaussianDiffusionBase.sample(network_dtype=...)``). The decoder always runs in
+    float32 (its 120-step recurrence would accumulate the rounding)."""
+    if precision is None:
+        return None
+    key = str(precision).lower()
+    if key not in _PRECISIONS:
+        raise ConfigError(f"sampling_precision must be one of fp32, bf16, fp16; got {precision!r}")
+    return _PRECISIONS[key]
 
 
 class SkeletonDiffusion(nn.Module):

@@ -27,33 +27,86 @@ from .utils.errors import ConfigError, DataFormatError, InputError
 _log = logging.getLogger("skeleton_diffusion.predict")
 
 
+#: What an observation file must hold (appended to every error about one).
+OBSERVATION_EXPECTED = ("expected a float array (T_obs, J, 3) or (B, T_obs, J, 3) in metres, saved with "
+                        "numpy.save (.npy) or numpy.savez (.npz, key 'obs')")
+
+
+def _observation_error(path: Path, problem: str) -> DataFormatError:
+    return DataFormatError(f"observation file '{path}': {problem}; {OBSERVATION_EXPECTED}.")
+
+
+def _file_kind(path: Path) -> str:
+    """``npy`` / ``npz`` / ``empty`` / ``other`` from the file's first bytes (not its name)."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not head:
+        return "empty"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "npz"
+    return "pickle" if head[:1] == b"\x80" else "other"
+
+
 def load_observation(path: str | Path) -> np.ndarray:
-    """Read ``obs`` from an ``.npy`` or ``.npz`` (key ``obs``, or its only array) without unpickling."""
+    """Read ``obs`` from an ``.npy`` or ``.npz`` (key ``obs``, or its only array) without unpickling.
+
+    Raises :class:`InputError` when the file is missing and :class:`DataFormatError` (naming the file and what
+    was expected) when it is empty, truncated, not an npy/npz file, pickled, or holds no numeric array.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise InputError(f"input file not found: '{path}'")
+        raise InputError(f"input file not found: '{path}'; {OBSERVATION_EXPECTED}")
+    kind = _file_kind(path)
+    if kind == "empty":
+        raise _observation_error(path, "the file is empty (0 bytes)")
+    if kind == "pickle":
+        raise _observation_error(path, "it is a Python pickle, which is refused (it could run code)")
+    if kind == "other":
+        raise _observation_error(path, "not an .npy or .npz file (wrong file type, whatever its name)")
     try:
         data = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise DataFormatError(f"'{path}' cannot be read without pickle ({exc}); save a numeric array "
-                              "with numpy.save") from exc
-    except OSError as exc:
-        raise DataFormatError(f"'{path}' is not an .npy/.npz file: {exc}") from exc
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            keys = list(data.files)
-            if "obs" in keys:
-                arr = data["obs"]
-            elif len(keys) == 1:
-                arr = data[keys[0]]
-            else:
-                raise DataFormatError(f"'{path}' has arrays {keys}; name the observation 'obs'")
-    else:
-        arr = data
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                keys = list(data.files)
+                if not keys:
+                    raise _observation_error(path, "the .npz holds no arrays")
+                if "obs" in keys:
+                    arr = data["obs"]
+                elif len(keys) == 1:
+                    arr = data[keys[0]]
+                else:
+                    raise _observation_error(path, f"it has arrays {keys}; name the observation 'obs'")
+        else:
+            arr = data
+    except DataFormatError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):  # object arrays need pickle: refused
+            raise _observation_error(path, "it holds Python objects (pickled), which are refused") from exc
+        raise _observation_error(path, f"corrupt or truncated ({str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # noqa: BLE001 - zipfile.BadZipFile, EOFError, OSError, ...: named, not a traceback
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise _observation_error(path, f"corrupt or truncated ({type(exc).__name__}{': ' + msg if msg else ''})") \
+            from exc
     if not np.issubdtype(arr.dtype, np.number):
-        raise DataFormatError(f"'{path}': the observation has dtype {arr.dtype}, expected a float array of "
-                              "shape (T_obs, J, 3) or (B, T_obs, J, 3) in metres")
+        raise _observation_error(path, f"the observation has dtype {arr.dtype}")
     return np.asarray(arr, dtype=np.float32)
+
+
+def load_observation_joint_names(path: str | Path) -> list[str] | None:
+    """The ``joint_names`` array of an ``.npz`` observation (e.g. a prediction file), else ``None``."""
+    path = Path(path).expanduser()
+    if path.suffix != ".npz" or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "joint_names" not in data.files:
+                return None
+            return [str(n) for n in data["joint_names"].reshape(-1).tolist()]
+    except (ValueError, OSError):
+        return None
 
 
 def save_prediction(path: str | Path, pred: np.ndarray, obs: np.ndarray, *, joint_names: Sequence[str],
@@ -103,8 +156,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     sk = predictor.skeleton
     _log.info("model: %s (skeleton %s, %d observed -> %d predicted frames at %g fps) on %s", predictor.checkpoint,
               sk.name, predictor.obs_length, predictor.pred_length, predictor.fps, predictor.device)
-    from .inference_checks import validate_observation
+    from .inference_checks import check_joint_names, validate_observation
 
+    obs_names = load_observation_joint_names(inp)
+    if obs_names is not None:  # an observation file that names its joints must match the model's order (H17)
+        check_joint_names(obs_names, sk, f"the observation '{inp}'")
     allow_longer = bool(cfg.get("allow_longer", False))
     obs_used = np.asarray(validate_observation(obs, sk, predictor.obs_length, allow_longer=allow_longer),
                           dtype=np.float32)

@@ -142,14 +142,8 @@ def add_observation_noise(obs: np.ndarray, noise_level: float, noise_std: float,
     """Return a noisy **copy** of ``obs [T, J, 3]`` (root, joint 0, untouched).
 
     Official draw order: Gaussian noise ``[T, J-1, 3]`` first, then the Bernoulli mask ``[T, J-1]``.
+    Implemented by the shared corruption module (:func:`skeleton_diffusion.data.corruption.noisy_joints_np`).
     """
-    if not 0.0 <= noise_level <= 1.0:
-        raise ValueError(f"noise_level must be a probability in [0, 1], got {noise_level}")
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0 metres, got {noise_std}")
-    out = np.array(obs, copy=True)
-    body = out[..., 1:, :]
-    noise = random_normal(body.shape, rng) * noise_std
-    mask = random_uniform(rng, body.shape[:-1]) < noise_level
-    body[mask] += noise[mask]  # float64 noise added then cast back, exactly like the official in-place add
-    return out
+    from .corruption import noisy_joints_np
+
+    return noisy_joints_np(obs, noise_level, noise_std, rng, skip_root=True)

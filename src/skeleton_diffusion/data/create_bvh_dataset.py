@@ -1,11 +1,13 @@
-"""Build a dataset on the AMASS-22 skeleton from a folder of BVH files.
+"""Build a dataset from a folder of BVH files, on the AMASS-22 skeleton or on the files' own skeleton.
 
-``python -m skeleton_diffusion.data.create_bvh_dataset --input DIR --name NAME [--map cmu|lafan1|FILE.json]
-[--fps 60] [--unit auto|m|cm|mm|inch|cmu|<metres per unit>] [--up y|z] [--split-mode auto|clips|time|test]
+``python -m skeleton_diffusion.data.create_bvh_dataset --input DIR --name NAME [--skeleton amass|native]
+[--joints J1,J2,...] [--labels auto|folder|filename|none] [--map cmu|lafan1|FILE.json] [--fps 60]
+[--unit auto|m|cm|mm|inch|cmu|<metres per unit>] [--up y|z] [--split-mode auto|clips|time|test]
 [--data-root datasets]``
 
 Writes ``<root>/processed/<NAME>/hmp/{data_3d_<name>.npz, segments_{train,valid,test}.csv, build_info.json,
-mean_motion_test.txt, mmgt_test.txt}``.
+dataset_config.yaml, mean_motion_test.txt, mmgt_test.txt}`` (+ ``skeleton.json``, ``clip_labels.txt`` with
+``--skeleton native``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from .builders.common import setup_cli_logging
 def main(argv: list[str] | None = None) -> int:
     from .builders.bvh import build_bvh_dataset
 
-    parser = argparse.ArgumentParser(description="BVH folder -> processed AMASS-22 dataset")
+    parser = argparse.ArgumentParser(description="BVH folder -> processed dataset (AMASS-22 or the native skeleton)")
     parser.add_argument("--input", required=True, help="folder searched recursively for *.bvh")
     parser.add_argument("--name", required=True, help="dataset name (output folder processed/<NAME>/hmp)")
+    parser.add_argument("--skeleton", choices=["amass", "native"], default="amass",
+                        help="amass: map onto AMASS-22 with --map; native: keep the files' own joints (default %(default)s)")
+    parser.add_argument("--joints", default=None, help="native only: comma-separated joint subset (root always kept)")
+    parser.add_argument("--labels", choices=["auto", "folder", "filename", "none"], default="auto",
+                        help="native only: CMD classes from folder or file names (default %(default)s)")
     parser.add_argument("--map", default="cmu", help="joint map: cmu, lafan1 or a JSON file (default %(default)s)")
     parser.add_argument("--fps", type=int, default=60, help="target frame rate (default %(default)s)")
     parser.add_argument("--unit", default=None, help="file unit (default: the map's, else auto)")
@@ -35,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_cli_logging()
     summary = build_bvh_dataset(args.input, args.name, data_root=args.data_root, joint_map=args.map, unit=args.unit,
                                 up=args.up, fps=args.fps, split_mode=args.split_mode,
-                                side_files=not args.no_side_files, force=args.force, progress=not args.quiet)
+                                side_files=not args.no_side_files, force=args.force, progress=not args.quiet,
+                                skeleton=args.skeleton, labels=args.labels,
+                                joints=[j.strip() for j in args.joints.split(",") if j.strip()] if args.joints else None)
     print(summary.format())
     return 0
 

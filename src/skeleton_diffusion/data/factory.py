@@ -75,6 +75,26 @@ def resolve_dataset_path(p: str | os.PathLike, base: str | os.PathLike | None) -
     return path
 
 
+def _require_processed_first(cls: type, precomputed: Path, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
+    """A missing processed file is reported before anything else the dataset reads (e.g. the test-window CSV),
+    with its path and the command that builds it; a missing segment CSV is listed alongside."""
+    from .processed import missing_dataset_error, processed_path
+
+    if not (isinstance(cls, type) and issubclass(cls, MotionWindowDataset)):
+        return
+    name = str(kwargs.get("dataset_name") or getattr(cls, "dataset_name", None) or cfg["dataset_name"])
+    data_file = Path(kwargs["processed_file"]) if kwargs.get("processed_file") else processed_path(precomputed, name)
+    if data_file.is_file():
+        return
+    also = []
+    seg = kwargs.get("segments_path")
+    if seg and not Path(str(seg)).is_file():
+        also.append(f"the window file '{seg}' (official datasets: "
+                    "`python -m skeleton_diffusion.data.fetch_annotations`; generic datasets write theirs when "
+                    "created)")
+    raise missing_dataset_error(data_file, str(cfg["dataset_name"]), also)
+
+
 def build_dataset(
     dataset_cfg: Any,
     split: str,
@@ -144,6 +164,14 @@ def build_dataset(
             kwargs["segments_path"] = annotations / seg_p
         else:
             kwargs["segments_path"] = resolve_dataset_path(seg_p, main)
+    if (kwargs.get("if_long_term_test") and split == "test" and cls.__name__ == "GenericMotionDataset"
+            and not Path(kwargs["segments_path"]).is_file()):  # say which command writes it (H16c)
+        from ..utils.errors import DatasetNotPreparedError
+        from .long_term import missing_long_term_hint
+
+        raise DatasetNotPreparedError(f"long-term test of dataset '{cfg['dataset_name']}': "
+                                      + missing_long_term_hint(Path(kwargs["segments_path"]).parent,
+                                                                             str(cfg["dataset_name"])))
     if cls.__name__ in ("AMASSDataset", "GenericMotionDataset"):
         kwargs.setdefault("dataset_name", cfg["dataset_name"])
     if cls.__name__ == "GenericMotionDataset":
@@ -154,6 +182,7 @@ def build_dataset(
         kwargs.setdefault("in_eval", True)
     kwargs.setdefault("dtype", cfg.get("dtype", "float32"))
 
+    _require_processed_first(cls, precomputed, kwargs, cfg)
     data_split = "train" if split == "train_eval" else split
     ds = cls(
         data_split,

@@ -31,11 +31,13 @@ __all__ = [
     "processed_file_name",
     "processed_path",
     "create_command",
+    "missing_dataset_error",
     "load_processed",
     "load_processed_cached",
     "save_processed",
     "validate_positions",
     "iter_leaves",
+    "read_joint_names",
 ]
 
 PROCESSED_KEY = "positions_3d"
@@ -73,6 +75,24 @@ def create_command(dataset_name: str) -> str:
     return _CREATE_COMMANDS.get(
         dataset_name, f"python -m skeleton_diffusion.data.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
     )
+
+
+def missing_dataset_error(path: str | os.PathLike, dataset_name: str | None = None,
+                          also_missing: list[str] | None = None) -> DatasetNotPreparedError:
+    """The error for a processed file that does not exist: names ``path`` and the command that creates it.
+
+    ``also_missing``: other files the run needs that are absent too (e.g. the test-window CSV), each with
+    what provides it; they are listed after the main instruction.
+    """
+    path = Path(path)
+    name = dataset_name or path.name.removeprefix("data_3d_").removesuffix(".npz")
+    msg = (f"Processed dataset '{name}' not found: expected '{path}'. Create it with `{create_command(name)}` "
+           f"(raw data and options: README 'Data preparation', docs/data_preparation.md), or set "
+           f"dataset_main_path=<folder holding processed/ and annotations/> (or the dataset's precomputed_folder) "
+           f"if it is elsewhere.")
+    if also_missing:
+        msg += " Also missing: " + "; ".join(also_missing) + "."
+    return DatasetNotPreparedError(msg)
 
 
 def iter_leaves(tree: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
@@ -126,26 +146,34 @@ def load_processed(
     """
     path = Path(path)
     if not path.is_file():
+        raise missing_dataset_error(path, dataset_name)
+    def bad(problem: str) -> DataFormatError:
         name = dataset_name or path.name.removeprefix("data_3d_").removesuffix(".npz")
-        raise DatasetNotPreparedError(
-            f"Processed dataset not found: expected '{path}'. Create it with `{create_command(name)}` "
-            f"(see docs/data_preparation.md), or point the config's precomputed_folder at the folder holding it."
+        return DataFormatError(
+            f"{path}: {problem}. Expected a processed dataset: an .npz with the single key '{PROCESSED_KEY}' "
+            f"holding a dict of [T, J, 3] float arrays (metres). Rebuild it with `{create_command(name)}` "
+            f"(add --force to overwrite)."
         )
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        raise bad("the file is empty (0 bytes; an interrupted build?)")
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # checked first: a bare pickle is never unpickled
+        raise bad("not an .npz (zip) file")
     try:
         with np.load(path, allow_pickle=True) as npz:
             if PROCESSED_KEY not in npz.files:
-                raise DataFormatError(
-                    f"{path}: expected a single key '{PROCESSED_KEY}', found keys {sorted(npz.files)}"
-                )
+                raise bad(f"found keys {sorted(npz.files)} instead of '{PROCESSED_KEY}'")
             raw = npz[PROCESSED_KEY]
     except DataFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise DataFormatError(f"{path}: not a readable processed npz ({type(exc).__name__}: {exc})") from exc
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise bad(f"not a readable processed npz, corrupt or truncated ({type(exc).__name__}"
+                  f"{': ' + msg if msg else ''})") from exc
     if raw.dtype != object or raw.shape != ():
-        raise DataFormatError(
-            f"{path}: '{PROCESSED_KEY}' must be a pickled dict (0-d object array), found array {raw.dtype} {raw.shape}"
-        )
+        raise bad(f"'{PROCESSED_KEY}' must be a pickled dict (0-d object array), found array {raw.dtype} {raw.shape}")
     positions = raw.item()
     if validate:
         validate_positions(positions, source=str(path), num_joints=num_joints)
@@ -198,16 +226,33 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def save_processed(path: str | os.PathLike, positions_3d: Mapping, *, num_joints: int | None = None) -> Path:
+def save_processed(path: str | os.PathLike, positions_3d: Mapping, *, num_joints: int | None = None,
+                   joint_names: "list[str] | tuple[str, ...] | None" = None) -> Path:
     """Write ``positions_3d`` atomically as ``np.savez_compressed(path, positions_3d=dict)`` (official layout).
 
-    Arrays are stored as given (the official files are float32). Returns the path written.
+    Arrays are stored as given (the official files are float32). ``joint_names`` (the skeleton's joint order) is
+    stored as an extra string array ``joint_names`` (official loaders ignore it; see :func:`read_joint_names`).
+    Returns the path written.
     """
     path = Path(path)
     if path.suffix != ".npz":
         raise DataFormatError(f"processed dataset path must end with .npz, got '{path}'")
     validate_positions(positions_3d, source=str(path), num_joints=num_joints)
     payload = dict(positions_3d)
+    extra = {}
+    if joint_names is not None:
+        widths = {leaf.shape[1] for _, leaf in iter_leaves(positions_3d)}
+        if widths != {len(joint_names)}:
+            raise DataFormatError(f"{path}: {len(joint_names)} joint names but the clips have {sorted(widths)} joints")
+        extra["joint_names"] = np.asarray([str(n) for n in joint_names], dtype=str)
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **{PROCESSED_KEY: payload})
+        np.savez_compressed(tmp, **{PROCESSED_KEY: payload}, **extra)
     return path
+
+
+def read_joint_names(path: str | os.PathLike) -> "list[str] | None":
+    """The ``joint_names`` stored in a processed npz (our builders of file-defined skeletons), else ``None``."""
+    with np.load(Path(path), allow_pickle=False) as npz:
+        if "joint_names" not in npz.files:
+            return None
+        return [str(n) for n in npz["joint_names"].tolist()]

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -20,7 +20,7 @@ from skeleton_diffusion.utils.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from .base import GaussianDiffusionBase
 
-__all__ = ["SampleOutput", "ancestral_sample", "ddim_sample", "ddim_timesteps", "white_noise"]
+__all__ = ["RowGenerators", "SampleOutput", "ancestral_sample", "ddim_sample", "ddim_timesteps", "white_noise"]
 
 
 class SampleOutput(NamedTuple):
@@ -36,8 +36,50 @@ class SampleOutput(NamedTuple):
     mean_per_step: Optional[Tensor] = None
 
 
-def white_noise(shape: tuple[int, ...], ref: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """White noise like ``ref``; drawn on the generator's device (a CPU generator works for a CUDA model)."""
+class RowGenerators:
+    """Independent random streams for consecutive blocks of rows: rows ``[i*r, (i+1)*r)`` of every draw come from
+    ``generators[i]`` (``r = rows_per_generator``). Passed as ``generator`` to the samplers, it ties the noise of
+    each block (e.g. the S samples of one test window) to that block alone: the draws do not depend on which
+    other windows share the batch, on the batch size or on how a test set is split across processes.
+
+    Build it with :meth:`for_windows` (one stream per window, seeded from ``(seed, window index)``).
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator], rows_per_generator: int) -> None:
+        if not generators or rows_per_generator < 1:
+            raise InputError(f"RowGenerators needs >= 1 generator and rows_per_generator >= 1, got "
+                             f"{len(generators)} and {rows_per_generator}")
+        self.generators = list(generators)
+        self.rows = int(rows_per_generator)
+        self.device = self.generators[0].device
+
+    @classmethod
+    def for_windows(cls, seed: int, window_ids: Sequence[int] | Tensor, rows_per_window: int,
+                    device: str | torch.device = "cpu") -> "RowGenerators":
+        """One generator per window, seeded with ``SeedSequence([seed, window_id])`` (well-separated streams)."""
+        import numpy as np
+
+        ids = torch.as_tensor(window_ids).reshape(-1).tolist()
+        gens = []
+        for w in ids:
+            state = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(w)]).generate_state(1, np.uint64)[0])
+            gens.append(torch.Generator(device=device).manual_seed(state >> 1))
+        return cls(gens, rows_per_window)
+
+    def randn(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:
+        """``shape[0]`` must be ``len(generators) * rows_per_generator``; returns white noise ``shape``."""
+        if shape[0] != len(self.generators) * self.rows:
+            raise InputError(f"RowGenerators: {len(self.generators)} streams x {self.rows} rows cannot draw a "
+                             f"batch of {shape[0]} rows")
+        tail = (self.rows, *shape[1:])
+        return torch.cat([torch.randn(tail, generator=g, device=self.device, dtype=dtype) for g in self.generators])
+
+
+def white_noise(shape: tuple[int, ...], ref: Tensor, generator: Optional[torch.Generator | RowGenerators]) -> Tensor:
+    """White noise like ``ref``; drawn on the generator's device (a CPU generator works for a CUDA model).
+    A :class:`RowGenerators` draws each block of rows from its own stream."""
+    if isinstance(generator, RowGenerators):
+        return generator.randn(tuple(shape), ref.dtype).to(ref.device)
     device = generator.device if generator is not None else ref.device
     return torch.randn(shape, generator=generator, device=device, dtype=ref.dtype).to(ref.device)
 

@@ -16,6 +16,12 @@ Semantics of the official ``MetricStorer`` family, which this follows:
   ``mmapd_GT.csv`` rows by ``extra['segment_idx']`` when the batch has it (robust to shuffling and subsets),
   else by a running index in loader order (the official behaviour);
 * FID: classifier features of all GT and predictions, one Frechet distance at the end.
+
+Sharded evaluation (``ignite.distributed``, N processes): every process evaluates its own windows (see
+:func:`shard_indices`: each window exactly once) and :func:`evaluate` reduces what the metrics need, so every
+process returns the result of the whole set: per-item metric sums and the item count (sums), APDE's error sum and
+count (sums), and for CMD each class's summed motion curve and item count (sums; CMD is resolved from the class
+means at the end, exactly as for one process). FID and ``return_per_item`` are refused with more than one process.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from .metrics import (
     per_item_metrics,
     resolve_cmd,
 )
+from .sharding import all_reduce_np, cmd_class_sums, cmd_from_class_sums, dist_world, shard_indices
 
-__all__ = ["evaluate", "aggregate_seeds", "PredictionWriter", "resolve_metric_names", "load_mmapd_gt"]
+__all__ = ["evaluate", "aggregate_seeds", "PredictionWriter", "resolve_metric_names", "load_mmapd_gt",
+           "shard_indices"]
 
 PredictFn = Callable[..., torch.Tensor]
 
@@ -193,6 +201,7 @@ def evaluate(
     exact_apd: bool = True,
     return_per_item: bool = False,
     max_batches: int | None = None,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a predictor on a test loader.
 
@@ -219,6 +228,12 @@ def evaluate(
         exact_apd: ``False`` reproduces the official float32 ``cdist`` matrix-product path bit for bit.
         return_per_item: also return ``per_item`` ``{name: np.ndarray [n]}`` (and ``cmd_motion``).
         max_batches: stop after this many batches (smoke tests).
+        distributed: ``True``: this is one shard of a sharded evaluation; every process of the (initialised)
+            process group must call :func:`evaluate` with ``loader`` yielding only its own windows (e.g. a
+            ``Subset`` of :func:`shard_indices`); the metrics are reduced over all processes and every process
+            returns the whole set's result. ``False`` (default): this process's loader only, no communication.
+        A predictor with a ``seed`` keyword receives ``seed`` (per-window noise streams, see ``eval.py``
+        ``noise_seeding``).
     Returns:
         ``{'metrics': {name: float}, 'num_windows': n, 'num_samples': S, 'stats_mode', 'wall_time_s',
         'predict_time_s', 'ms_per_batch' (time inside predict_fn), 'seed', 'pose_box_size'}`` (+ ``per_item``).
@@ -244,6 +259,11 @@ def evaluate(
     need_mm = any(m in ("MMADE", "MMFDE") for m in names)
     limbs, angles = list(skeleton.node_limbs), [list(c) for c in skeleton.limb_angles_idx]
     pass_future, pass_extra = _wants(predict_fn, "future"), _wants(predict_fn, "extra")
+    pass_seed = _wants(predict_fn, "seed")
+    world = dist_world(distributed)
+    if world > 1 and (fid_classifier is not None or return_per_item):
+        raise ConfigError("FID and return_per_item are not supported in a sharded evaluation (nproc_per_node > 1); "
+                          "evaluate them in one process.")
 
     fid_acc = None
     if "FID" in names:
@@ -264,6 +284,8 @@ def evaluate(
     t_start = time.perf_counter()
 
     iterator = loader
+    if progress and world > 1:
+        progress = torch.distributed.get_rank() == 0
     if progress:
         from tqdm.auto import tqdm
 
@@ -279,6 +301,8 @@ def evaluate(
                 kwargs["future"] = fut
             if pass_extra:
                 kwargs["extra"] = extra
+            if pass_seed:
+                kwargs["seed"] = seed
             t_pred = time.perf_counter()
             pred = predict_fn(obs, num_samples, **kwargs)
             if dev.type == "cuda":
@@ -335,11 +359,23 @@ def evaluate(
         if progress:
             iterator.close()  # type: ignore[union-attr]
 
+    if world > 1:  # sufficient statistics of every shard -> the whole set's metrics on every process
+        if "CMD" in names:
+            cmd_sums, cmd_counts = cmd_class_sums(cmd_motion, cmd_class, refs.shape[0])
+            cmd_sums, cmd_counts = all_reduce_np(cmd_sums), all_reduce_np(cmd_counts)
+        red = all_reduce_np(np.array([sums[m] for m in item_names] + [n_items, apde_sum, apde_count], dtype=np.float64))
+        sums = {m: float(red[i]) for i, m in enumerate(item_names)}
+        n_items, apde_sum, apde_count = int(round(red[-3])), float(red[-2]), int(round(red[-1]))
+        n_samples_seen = int(all_reduce_np(np.array([n_samples_seen or 0]), "MAX")[0]) or None
+        predict_time = float(all_reduce_np(np.array([predict_time]), "MAX")[0])
     if n_items == 0:
         raise DataFormatError("the evaluation loader yielded no batch; nothing to evaluate.")
     results: dict[str, float] = {m: sums[m] / n_items for m in item_names}
     if "CMD" in names:
-        results["CMD"] = resolve_cmd(np.concatenate(cmd_motion), np.concatenate(cmd_class), refs)
+        if world > 1:
+            results["CMD"] = cmd_from_class_sums(cmd_sums, cmd_counts, refs)
+        else:
+            results["CMD"] = resolve_cmd(np.concatenate(cmd_motion), np.concatenate(cmd_class), refs)
     if "APDE" in names:
         results["APDE"] = apde_sum / apde_count if apde_count else float("nan")
         if max_batches is None and n_items != apd_ref.shape[0]:
@@ -361,6 +397,7 @@ def evaluate(
         "wall_time_s": time.perf_counter() - t_start,
         "predict_time_s": predict_time,
         "ms_per_batch": 1000.0 * predict_time / max(1, n_batches),
+        "world_size": world,
     }
     if writer is not None:
         writer.set("pose_box_size", np.float64(pose_box_size))

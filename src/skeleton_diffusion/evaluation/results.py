@@ -38,6 +38,14 @@ METRIC_UNITS: dict[str, str] = {
     "CMD": "m*frames", "MAE": "deg", "StretchMean": "% limb", "StretchRMSE": "% limb",
     "JitterMean": "% limb", "JitterRMSE": "% limb", "FID": "",
 }  # fmt: skip
+# lifting (evaluation/lifting_protocol.py)
+METRIC_UNITS.update({"MPJPE": "mm", "PMPJPE": "mm", "NMPJPE": "mm", "MPJPE_bestK": "mm", "MPJPE_meanK": "mm",
+                     "MPJVE": "mm/frame", "BoneStd": "mm", "Asymmetry": "mm", "MeanPose_MPJPE": "mm",
+                     "MPJPE_action_avg": "mm", "PMPJPE_action_avg": "mm", "Asymmetry_GT": "mm",
+                     "BoneStd_GT": "mm"})
+# generation (evaluation/generation_protocol.py): evaluator-embedding units
+METRIC_UNITS.update({"R_precision_top1": "", "R_precision_top2": "", "R_precision_top3": "", "MM_Dist": "",
+                     "Diversity": "", "MultiModality": "", "Accuracy": ""})
 _DIRECTION = {"APD": "higher is more diverse"}
 
 

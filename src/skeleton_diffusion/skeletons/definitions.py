@@ -14,15 +14,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SkeletonSpec:
-    """Raw description of one skeleton; :class:`~skeleton_diffusion.skeletons.Skeleton` derives the rest."""
+    """Raw description of one skeleton; :class:`~skeleton_diffusion.skeletons.Skeleton` derives the rest.
+
+    Only ``name``, ``joint_names`` and ``limbs`` (or parents, see :meth:`Skeleton.from_hierarchy`) are needed;
+    ``None`` fields are derived from the hierarchy (``skeletons/hierarchy.py``). The built-in skeletons give the
+    official tables explicitly where the official *order* differs from the derived one.
+    """
 
     name: str
     joint_names: tuple[str, ...]
     limbs: tuple[tuple[int, int], ...]
-    hip_triangle: tuple[tuple[str, str], ...]
-    limb_angles_idx: tuple[tuple[int, ...], ...]
-    kinchain: tuple[tuple[int, ...], ...]
+    hip_triangle: tuple[tuple[str, str], ...] | None = None
+    limb_angles_idx: tuple[tuple[int, ...], ...] | None = None
+    kinchain: tuple[tuple[int, ...], ...] | None = None
     left_substring: str | None = None  # joints whose name contains this are "left" (besides the L-prefix rule)
+    twin_rule: str = "auto"  # node types: 'auto' (any side marker), 'lr_prefix' (official), 'none'
+    lr_pairs: tuple[tuple[str, str], ...] = ()  # explicit left/right twins (names), always share a node type
+    node_types: tuple[int, ...] | None = None  # explicit node types (one per node) override the rule
+    description: str = ""
 
 
 _AMASS_JOINTS = (
@@ -83,6 +92,7 @@ SPECS: dict[str, SkeletonSpec] = {
         limb_angles_idx=_AMASS_ANGLES,
         kinchain=_AMASS_KINCHAIN,
         left_substring="left",
+        twin_rule="lr_prefix",
     ),
     "amass-mano": SkeletonSpec(
         name="amass-mano",
@@ -92,6 +102,7 @@ SPECS: dict[str, SkeletonSpec] = {
         limb_angles_idx=_AMASS_ANGLES,
         kinchain=_AMASS_KINCHAIN,
         left_substring="left",
+        twin_rule="lr_prefix",
     ),
     "h36m": SkeletonSpec(
         name="h36m",
@@ -100,6 +111,7 @@ SPECS: dict[str, SkeletonSpec] = {
         hip_triangle=(("RHip", "LHip"), ("RHip", "Torso"), ("LHip", "Torso")),
         limb_angles_idx=((3, 4), (0, 2, 7, 8, 9), (1, 7, 10, 12, 13), (7, 11, 14, 15)),
         kinchain=((0, 6, 7, 8, 9), (7, 10, 11, 12), (7, 13, 14, 15), (3, 4, 5), (0, 1, 2), (0, 3, 6)),
+        twin_rule="lr_prefix",
     ),
     "freeman": SkeletonSpec(
         name="freeman",
@@ -108,6 +120,7 @@ SPECS: dict[str, SkeletonSpec] = {
         hip_triangle=(("RHip", "LHip"), ("RHip", "Nose"), ("LHip", "Nose")),
         limb_angles_idx=((0, 1, 7, 9), (0, 4, 6), (1, 8, 10), (3, 5), (2, 11, 13, 15), (1, 12, 14, 16)),
         kinchain=((0, 6, 7, 9, 10, 8), (6, 11, 13, 15), (6, 12, 14, 16), (0, 2, 4), (1, 3, 5), (0, 1), (7, 8)),
+        twin_rule="lr_prefix",
     ),
 }
 

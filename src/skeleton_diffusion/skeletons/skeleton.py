@@ -14,22 +14,16 @@ from typing import Sequence
 
 import numpy as np
 
+from . import hierarchy as H
 from .definitions import ALIASES, SPECS, SkeletonSpec
 
 SKELETON_NAMES: tuple[str, ...] = tuple(SPECS) + tuple(ALIASES)
 
-_LR_PREFIX = re.compile(r"^[LR](?=[A-Z])")
-
 
 def node_type_ids(node_names: Sequence[str]) -> tuple[int, ...]:
-    """Node-type index per node: a leading ``L``/``R`` followed by an upper-case letter is stripped, and the
+    """Official node types: a leading ``L``/``R`` followed by an upper-case letter is stripped, and the
     remaining names are enumerated in order of first appearance (so left/right twins share a type)."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in node_names:
-        key = _LR_PREFIX.sub("", name)
-        out.append(seen.setdefault(key, len(seen)))
-    return tuple(out)
+    return H.derive_node_types(node_names, rule="lr_prefix")
 
 
 @dataclass(frozen=True)
@@ -65,21 +59,72 @@ class Skeleton:
     @cached_property
     def parents(self) -> tuple[int, ...]:
         """Parent joint index per joint (root -> -1), derived from :attr:`limbs`."""
-        parents = [-1] * self.num_joints
-        for p, c in self.limbs:
-            parents[c] = p
-        return tuple(parents)
+        return H.parents_from_limbs(self.num_joints, self.limbs)
 
     @cached_property
     def left_right(self) -> tuple[bool, ...]:
         """Per joint: ``False`` for left-side joints, ``True`` otherwise (plot colours only)."""
         out = []
         for n in self.joint_names:
-            is_left = bool(re.match(r"^L[A-Z]", n)) or (
-                self.spec.left_substring is not None and self.spec.left_substring in n
-            )
+            if self.spec.twin_rule == "lr_prefix":  # official rule of the built-in tables
+                is_left = bool(re.match(r"^L[A-Z]", n)) or (
+                    self.spec.left_substring is not None and self.spec.left_substring in n
+                )
+            else:
+                is_left = H.side_of(n) == "L"
             out.append(not is_left)
         return tuple(out)
+
+    @property
+    def is_builtin(self) -> bool:
+        return SPECS.get(self.name) is self.spec
+
+    # -- construction / serialisation ---------------------------------------------------------------------
+    @classmethod
+    def from_hierarchy(
+        cls,
+        name: str,
+        joint_names: Sequence[str],
+        parents: Sequence[int | str | None],
+        *,
+        lr_pairs: Sequence[tuple[str, str]] = (),
+        node_types: Sequence[int] | None = None,
+        twin_rule: str = "auto",
+        description: str = "",
+        source: str | None = None,
+    ) -> "Skeleton":
+        """A skeleton from ``J`` joint names (root first) and parents (indices, names, ``-1``/``None`` for the
+        root). Parents must precede children. Everything else (limbs, hip triangle, node types, chains,
+        MAE angle chains, adjacency, reachability, covariance) is derived."""
+        src = source or f"skeleton {name!r}"
+        names = tuple(str(n) for n in joint_names)
+        index = {n: i for i, n in enumerate(names)}
+        par: list[int] = []
+        for j, p in enumerate(parents):
+            if p is None or (isinstance(p, int) and p < 0):
+                par.append(-1)
+            elif isinstance(p, str):
+                if p not in index:
+                    raise ValueError(f"{src}: joint {names[j]!r} has unknown parent {p!r}")
+                par.append(index[p])
+            else:
+                par.append(int(p))
+        H.check_hierarchy(names, par, src)
+        if node_types is not None and len(node_types) != len(names) - 1:
+            raise ValueError(f"{src}: node_types needs one entry per node ({len(names) - 1}), got {len(node_types)}")
+        spec = SkeletonSpec(name=str(name), joint_names=names, limbs=H.limbs_from_parents(par),
+                            twin_rule=twin_rule, lr_pairs=tuple(tuple(p) for p in lr_pairs),  # type: ignore[misc]
+                            node_types=tuple(int(t) for t in node_types) if node_types is not None else None,
+                            description=description)
+        sk = cls(spec)
+        sk.node_types  # noqa: B018 - validates lr_pairs early
+        return sk
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-able definition (``{'name', 'joints': [{'name', 'parent'}], ...}``); see ``skeletons.io``."""
+        from .io import skeleton_to_dict
+
+        return skeleton_to_dict(self)
 
     # -- nodes --------------------------------------------------------------------------------------------
     @property
@@ -97,13 +142,21 @@ class Skeleton:
         This is the adjacency of the node graph and the limb list of every metric (official
         ``get_limbseq()``)."""
         idx = {n: i for i, n in enumerate(self.node_names)}
-        triangle = tuple((idx[a], idx[b]) for a, b in self.spec.hip_triangle)
         rest = tuple((p - 1, c - 1) for p, c in self.limbs if p != 0 and c != 0)
-        return triangle + rest
+        return tuple((idx[a], idx[b]) for a, b in self.hip_triangle) + rest
+
+    @cached_property
+    def hip_triangle(self) -> tuple[tuple[str, str], ...]:
+        """Node-name pairs replacing the root's limbs (official table, else all pairs of the root's children)."""
+        if self.spec.hip_triangle is not None:
+            return self.spec.hip_triangle
+        return H.derive_hip_triangle(self.joint_names, self.parents)
 
     @cached_property
     def node_types(self) -> tuple[int, ...]:
-        return node_type_ids(self.node_names)
+        if self.spec.node_types is not None:
+            return self.spec.node_types
+        return H.derive_node_types(self.node_names, self.spec.lr_pairs, self.spec.twin_rule)
 
     @property
     def num_node_types(self) -> int:
@@ -112,11 +165,16 @@ class Skeleton:
     @property
     def limb_angles_idx(self) -> list[list[int]]:
         """Chains of indices into :attr:`node_limbs`; consecutive limbs of a chain form the MAE angle pairs."""
-        return [list(c) for c in self.spec.limb_angles_idx]
+        chains = self.spec.limb_angles_idx
+        if chains is None:
+            chains = H.derive_limb_angles(self.parents, self.node_limbs)
+        return [list(c) for c in chains]
 
     @property
     def kinchain(self) -> list[list[int]]:
-        return [list(c) for c in self.spec.kinchain]
+        """Node-index chains (plotting)."""
+        chains = self.spec.kinchain if self.spec.kinchain is not None else H.derive_kinchain(self.parents)
+        return [list(c) for c in chains]
 
     # -- matrices -----------------------------------------------------------------------------------------
     def adjacency(self) -> np.ndarray:
@@ -179,15 +237,53 @@ class Skeleton:
 
 
 _CACHE: dict[str, Skeleton] = {}
+_REGISTRY: dict[str, Skeleton] = {}
+_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-def get_skeleton(name: str) -> Skeleton:
+def register_skeleton(skeleton: Skeleton, *aliases: str) -> Skeleton:
+    """Make ``skeleton`` available to :func:`get_skeleton` under its name (and ``aliases``) in this process.
+
+    Re-registering the same name with a different joint order is refused (``ValueError`` naming both)."""
+    for key in (skeleton.name, *aliases):
+        k = str(key).lower()
+        if k in SPECS or k in ALIASES:
+            if k == skeleton.name.lower() and skeleton.is_builtin:
+                continue
+            raise ValueError(f"cannot register skeleton {skeleton.name!r} as {key!r}: a built-in skeleton has that name")
+        old = _REGISTRY.get(k)
+        if old is not None and old.joint_names != skeleton.joint_names:
+            raise ValueError(f"skeleton name {key!r} is already registered with joints {list(old.joint_names)}; "
+                             f"refusing {list(skeleton.joint_names)} (rename one of them)")
+        _REGISTRY[k] = skeleton
+    return skeleton
+
+
+def get_skeleton(name: "str | Skeleton") -> Skeleton:
     """Return the skeleton for a dataset/skeleton name (``amass``, ``amass-mano``, ``h36m``, ``freeman``,
-    ``3dpw``, ``synthetic``). Raises ``ValueError`` listing the valid names otherwise."""
-    key = name.lower()
+    ``3dpw``, ``synthetic``), a name registered with :func:`register_skeleton`, or a skeleton file path
+    (``.json`` / ``.yaml``, see ``skeletons.io``; loaded and registered). Raises ``ValueError`` listing the valid
+    names otherwise."""
+    if isinstance(name, Skeleton):
+        return name
+    key = str(name).lower()
     key = ALIASES.get(key, key)
-    if key not in SPECS:
-        raise ValueError(f"Unknown skeleton {name!r}; expected one of {', '.join(SKELETON_NAMES)}")
-    if key not in _CACHE:
-        _CACHE[key] = Skeleton(SPECS[key])
-    return _CACHE[key]
+    if key in SPECS:
+        if key not in _CACHE:
+            _CACHE[key] = Skeleton(SPECS[key])
+        return _CACHE[key]
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if str(name).lower().endswith(_FILE_SUFFIXES):
+        from pathlib import Path
+
+        from .io import load_skeleton_file
+
+        path = Path(str(name)).expanduser()
+        if path.is_file():
+            sk = load_skeleton_file(path)
+            return register_skeleton(sk, str(name))
+        raise ValueError(f"skeleton file not found: '{path}' (a skeleton name or a .json/.yaml skeleton file)")
+    known = list(SKELETON_NAMES) + sorted(_REGISTRY)
+    raise ValueError(f"Unknown skeleton {name!r}; expected one of {', '.join(known)} or a skeleton file "
+                     "(.json/.yaml, see docs/any_skeleton.md)")

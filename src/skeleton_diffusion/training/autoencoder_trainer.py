@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..factories import build_autoencoder
 from ..skeletons import get_skeleton
-from .checkpoint import CheckpointSaver, make_meta
+from .checkpoint import CheckpointSaver, make_meta, retention_from_config
 from .visual_logging import log_prediction_visuals
 from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
                      resume_run_and_summarise, select_device, setup_run)
@@ -138,7 +138,8 @@ def train(setup: RunSetup) -> dict[str, Any]:
     meta = make_meta("autoencoder", skeleton.name, dataset=str(cfg.dataset.dataset_name),
                      pose_box_size=float(cfg.task.pose_box_size), obs_length=int(m.obs_length),
                      pred_length=int(m.pred_length), config=OmegaConf.to_container(cfg, resolve=True))
-    periodic = CheckpointSaver(run.checkpoints, objects, meta, n_saved=int(m.get("keep_last_n", 3)))
+    keep_last, keep_every = retention_from_config(cfg, 3)
+    periodic = CheckpointSaver(run.checkpoints, objects, meta, n_saved=keep_last, keep_every=keep_every)
     latest = CheckpointSaver(run.checkpoints, objects, meta, n_saved=1, filename_prefix="latest")
 
     validate = best = None
@@ -181,7 +182,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
         trainer, seed=seed, lr_scheduler=lr_scheduler, curriculum=curriculum, sampler=sampler, nan_guard=True,
         validate=validate, eval_every=int(m.eval_frequency) if validate else None, best_checkpoint=best,
         checkpoint=periodic, save_every=int(m.save_frequency), final_checkpoint=True, tb_logger=tb,
-        progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"])
+        progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"], optimizer=optimizer)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, latest)
 
     return resume_run_and_summarise(trainer, setup, objects, stage="autoencoder", skeleton=skeleton.name,

@@ -43,12 +43,13 @@ __all__ = [
     "load_state_strict",
     "list_checkpoints",
     "CheckpointSaver",
+    "retention_from_config",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
 ]
 
 CHECKPOINT_FORMAT_VERSION = 1
-STAGES = ("autoencoder", "diffusion")
+STAGES = ("autoencoder", "diffusion", "lifting")
 LAST_NAME = "last.pt"
 _log = logging.getLogger(__name__)
 
@@ -67,11 +68,24 @@ def make_meta(stage: str, skeleton: str, **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "stage": stage,
-        "skeleton": str(skeleton),
+        "skeleton": str(getattr(skeleton, "name", skeleton)),
         "torch_version": str(torch.__version__),
     }
+    meta.update(_skeleton_meta(skeleton))
     meta.update(extra)
     return meta
+
+
+def _skeleton_meta(skeleton: Any) -> dict[str, Any]:
+    """``joint_names`` (in order) and ``skeleton_def`` (see ``skeletons.io``) of a skeleton or known skeleton name,
+    so a checkpoint carries its joint order; ``{}`` when the name is unknown here (H17)."""
+    try:
+        from ..skeletons import get_skeleton
+
+        sk = get_skeleton(skeleton)
+    except (ValueError, TypeError):
+        return {}
+    return {"joint_names": list(sk.joint_names), "skeleton_def": sk.to_dict()}
 
 
 def _unwrap(obj: Any) -> Any:
@@ -174,9 +188,23 @@ def load_checkpoint(
         except CheckpointError:
             raise
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"could not restore {name!r} from '{path}': {first}") from exc
+            raise CheckpointError(f"could not restore {name!r} from '{path}': {_state_dict_problem(exc)}. The "
+                                  "checkpoint was written for another model/config (or is not a checkpoint of "
+                                  "this run)") from exc
     return dict(ckpt)
+
+
+def _state_dict_problem(exc: BaseException, max_items: int = 3) -> str:
+    """One line from a ``load_state_dict`` error: torch puts the details (missing / unexpected keys, size
+    mismatches) on the lines after a generic first line; keep the first ``max_items`` of them (H15a)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    details = [ln for ln in lines[1:] if not ln.startswith("Error(s) in loading")]
+    if not details:
+        return lines[0]
+    more = f" (+{len(details) - max_items} more)" if len(details) > max_items else ""
+    return "; ".join(d.rstrip(".") for d in details[:max_items]) + more
 
 
 # ----------------------------------------------------------------------------------------------- discovery
@@ -282,15 +310,22 @@ class CheckpointSaver:
         dirname: the run's ``checkpoints/`` folder (created, rank 0 only writes).
         objects: ``{name: obj}`` with ``state_dict()``; the single source of truth for save and resume.
         meta: the ``meta`` dict (:func:`make_meta`); ``epoch``/``iteration`` are added at each save.
-        n_saved: how many of this saver's files to keep (``None``: all). For a scored saver the best
-            ``n_saved`` by score (higher is better, as in Ignite: pass ``-ADE``) are kept.
+        n_saved: ``keep_last``: how many of this saver's most recently written files to keep (``None``: all).
+            For a scored saver the best ``n_saved`` by score (higher is better, as in Ignite: pass ``-ADE``).
+        keep_every: periodic savers only: a file whose step is a multiple of ``keep_every`` is kept forever
+            (in addition to the newest ``n_saved``); ``None``: no such files.
         score_fn: ``engine -> float``; makes this a best-by-score saver (file name carries the score).
         score_name: name in the file name, e.g. ``'val_ade'`` (official: ``val_ade`` / ``val_mpjpe``).
         global_step_fn: ``engine -> int`` for the file name; default the trainer's epoch.
         update_last: also point ``last.pt`` at each new file.
 
-    Existing files of the same pattern in ``dirname`` (from a resumed run) count towards retention.
-    A run stopped by :class:`NonFiniteLossGuard` (``engine.state.diverged``) is never saved.
+    Retention policy (periodic files): keep the ``n_saved`` most recently written files plus every file whose
+    step is a multiple of ``keep_every`` (``n_saved=2, keep_every=3`` after epoch 7: 3, 6, 7); delete the
+    others. Files already in ``dirname`` when the saver is created (a resumed run) count as written before any
+    new one, in step order, and fall under the same rule,
+    so a resume never deletes a file the policy keeps. ``last.pt`` (a hard link) and other savers' files
+    (best-by-score, ``latest_*``) are never touched. A run stopped by :class:`NonFiniteLossGuard`
+    (``engine.state.diverged``) is never saved.
     """
 
     def __init__(
@@ -305,15 +340,19 @@ class CheckpointSaver:
         filename_prefix: str = "checkpoint",
         global_step_fn: Callable[[Any], int] | None = None,
         update_last: bool = True,
+        keep_every: int | None = None,
     ) -> None:
         if n_saved is not None and n_saved < 1:
-            raise ValueError(f"n_saved must be >= 1 or None, got {n_saved}")
+            raise ValueError(f"n_saved (keep_last) must be >= 1 or None, got {n_saved}")
+        if keep_every is not None and (keep_every < 1 or score_fn is not None):
+            raise ValueError(f"keep_every must be >= 1 or None and only for periodic savers, got {keep_every}")
         if (score_fn is None) != (score_name is None):
             raise ValueError("score_fn and score_name must be given together")
         self.dirname = Path(dirname)
         self.objects = objects
         self.meta = dict(meta or {})
         self.n_saved = n_saved
+        self.keep_every = keep_every
         self.score_fn = score_fn
         self.score_name = score_name
         self.prefix = filename_prefix
@@ -383,16 +422,68 @@ class CheckpointSaver:
             self.saved.sort(key=lambda t: (t[0], t[1]))
         if self.update_last:
             _link_or_copy(path, self.dirname / LAST_NAME)
-        while self.n_saved is not None and len(self.saved) > self.n_saved:
-            _, _, old = self.saved.pop(0)
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+        self._apply_retention()
         self.last_saved = path
+        return path
+
+    def _kept_forever(self, step: int) -> bool:
+        return self.keep_every is not None and step % self.keep_every == 0
+
+    def _apply_retention(self) -> None:
+        """Delete the files the policy does not keep (oldest first; see the class docstring)."""
+        if self.n_saved is None:
+            return
+        for t in self.saved[:max(0, len(self.saved) - self.n_saved)]:  # all but the newest n_saved ...
+            if self._kept_forever(t[1]):  # ... except every keep_every-th
+                continue
+            self.saved.remove(t)
+            with contextlib.suppress(FileNotFoundError):
+                t[2].unlink()
+
+    def save_last(self, engine: Any, **extra_meta: Any) -> Path | None:
+        """Atomically write the current state to ``last.pt`` only (no periodic file, no retention), e.g. when
+        training is interrupted mid-epoch; ``extra_meta`` is added to ``meta``. Every rank must call it (state
+        dicts may hold collectives); returns the path on rank 0, None elsewhere or after divergence."""
+        if getattr(engine.state, "diverged", False):
+            return None
+        meta = dict(self.meta)
+        meta.update(epoch=int(engine.state.epoch), iteration=int(engine.state.iteration),
+                    saved_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **extra_meta)
+        ckpt = build_checkpoint(self.objects, meta)
+        if not self._is_writer():
+            return None
+        path = self.dirname / LAST_NAME
+        atomic_torch_save(ckpt, path)
         return path
 
     def attach(self, engine: Any, event: Any) -> None:
         """``engine.add_event_handler(event, self)``; e.g. ``Events.EPOCH_COMPLETED(every=50)``."""
         engine.add_event_handler(event, self)
+
+
+def retention_from_config(cfg: Any, default_keep_last: int | None) -> tuple[int | None, int | None]:
+    """``(keep_last, keep_every)`` for the periodic :class:`CheckpointSaver` of a training config.
+
+    Read from ``cfg.checkpoints.keep_last`` (``null``: keep all) and ``cfg.checkpoints.keep_every`` (``null`` or
+    0: none kept forever); a config without a ``checkpoints`` block (runs saved before it existed) falls back to
+    ``cfg.model.keep_last_n`` and then ``default_keep_last``. Bad values raise :class:`ConfigError`."""
+    from ..utils.errors import ConfigError
+
+    block = cfg.get("checkpoints") if hasattr(cfg, "get") else None
+    model = cfg.get("model") if hasattr(cfg, "get") else None
+    fallback = model.get("keep_last_n", default_keep_last) if model is not None else default_keep_last
+    keep_last = block.get("keep_last", fallback) if block is not None else fallback
+    keep_every = block.get("keep_every", None) if block is not None else None
+    out = []
+    for key, value in (("keep_last", keep_last), ("keep_every", keep_every)):
+        if value is None or (key == "keep_every" and value == 0):
+            out.append(None)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"checkpoints.{key}={value!r} must be a positive integer or null"
+                              + (" (null: keep every checkpoint)" if key == "keep_last" else ""))
+        out.append(int(value))
+    return out[0], out[1]
 
 
 def _loss_value(output: Any) -> float:

@@ -21,7 +21,7 @@ from ..pipeline import SkeletonDiffusion
 from ..skeletons import get_skeleton
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import safe_torch_load
-from .checkpoint import CheckpointSaver, load_state_strict, make_meta
+from .checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
 from .visual_logging import log_prediction_visuals
 from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
                      lr_scheduler_from_config, resume_run_and_summarise,
@@ -170,7 +170,8 @@ def train(setup: RunSetup) -> dict[str, Any]:
                      pred_length=int(ae_cfg.model.pred_length), config=OmegaConf.to_container(cfg, resolve=True))
     # the frozen autoencoder travels with every diffusion checkpoint, so a checkpoint file is self-contained
     ckpt_objects = dict(objects, autoencoder=ae)
-    periodic = CheckpointSaver(run.checkpoints, ckpt_objects, meta, n_saved=int(m.get("keep_last_n", 1)))
+    keep_last, keep_every = retention_from_config(cfg, 1)
+    periodic = CheckpointSaver(run.checkpoints, ckpt_objects, meta, n_saved=keep_last, keep_every=keep_every)
 
     validate = best = None
     tb = None
@@ -210,7 +211,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
         trainer, seed=seed, lr_scheduler=lr_scheduler, sampler=sampler, nan_guard=True, ema=ema,
         validate=validate, eval_every=int(m.eval_frequency) if validate else None, best_checkpoint=best,
         checkpoint=periodic, save_every=1, final_checkpoint=True, tb_logger=tb,
-        progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"])
+        progress=bool(cfg.get("progress", True)), progress_metrics=["Loss"], optimizer=optimizer)
 
     return resume_run_and_summarise(trainer, setup, objects, stage="diffusion", skeleton=skeleton.name,
                                     device=device, loader=loader, max_epochs=int(m.num_epochs),
@@ -230,7 +231,20 @@ def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None
 def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``train_diffusion.py``.
 
-    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's)."""
+    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's).
+    ``model=mdm`` (``model.method == 'mdm'``) trains MDM in motion space (:mod:`.mdm_trainer`)."""
+    from .mdm_trainer import is_mdm_run
+
+    if is_mdm_run(cfg):
+        from .mdm_trainer import main as mdm_main
+
+        return mdm_main(cfg, overrides)
+    from .crossdiff_trainer import is_crossdiff_run  # model=crossdiff (H19)
+
+    if is_crossdiff_run(cfg):
+        from .crossdiff_trainer import main as crossdiff_main
+
+        return crossdiff_main(cfg, overrides)
     result = launch(_worker, cfg, overrides)
     if result and result.get("run_dir"):
         print(f"\ndiffusion run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")

@@ -112,16 +112,21 @@ def attach_standard_handlers(
     save_every: int = 1,
     final_checkpoint: bool = False,
     tb_logger: Any | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     progress_metrics: Sequence[str] | str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Attach the usual handlers in the official order; returns what was attached (by name).
 
     Order: ``EPOCH_STARTED`` reseed -> lr step; ``ITERATION_STARTED`` curriculum; ``GET_BATCH_COMPLETED``
     sampler count; ``ITERATION_COMPLETED`` NaN guard -> EMA update; ``EPOCH_COMPLETED(every=eval_every)``
     validation -> best checkpoint; ``EPOCH_COMPLETED(every=save_every)`` periodic checkpoint;
-    ``COMPLETED`` final checkpoint. ``tb_logger`` is only closed at ``COMPLETED`` (create it with
+    ``COMPLETED`` final checkpoint. ``tb_logger`` is closed at ``COMPLETED`` or ``TERMINATE`` (create it with
     :func:`~skeleton_diffusion.training.loggers.setup_tensorboard`).
+
+    ``progress``: None -> no progress report; True -> tqdm bar on a terminal, one line per epoch otherwise;
+    False -> one line per epoch (:func:`~skeleton_diffusion.training.loggers.attach_progress`; the line shows
+    the lr of ``optimizer``, default the lr scheduler's optimizer).
     """
     from ignite.engine import Events
 
@@ -159,11 +164,12 @@ def attach_standard_handlers(
         if final_checkpoint:
             trainer.add_event_handler(Events.COMPLETED, checkpoint)
         attached["checkpoint"] = checkpoint
-    if progress:
-        from .loggers import attach_progress_bar
+    if progress is not None:
+        from .loggers import attach_progress
 
-        attached["progress"] = attach_progress_bar(trainer, True, metric_names=progress_metrics)
+        attached["progress"] = attach_progress(trainer, bool(progress), metric_names=progress_metrics,
+                                               optimizer=optimizer or getattr(lr_scheduler, "optimizer", None))
     if tb_logger is not None:
-        trainer.add_event_handler(Events.COMPLETED, lambda _: tb_logger.close())
+        trainer.add_event_handler(Events.COMPLETED | Events.TERMINATE, lambda _: tb_logger.close())
         attached["tb_logger"] = tb_logger
     return attached

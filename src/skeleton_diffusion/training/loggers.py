@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numbers
 import os
-from typing import Any, Callable, Mapping, Sequence
+import sys
+import time
+from typing import IO, Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -23,6 +25,9 @@ __all__ = [
     "attach_validation_logging",
     "attach_progress_bar",
     "attach_running_average",
+    "progress_mode",
+    "EpochLogger",
+    "attach_progress",
 ]
 
 
@@ -124,4 +129,104 @@ def attach_progress_bar(engine: Any, enabled: bool = True, metric_names: Sequenc
     # (Ignite renders metric names only when ``desc`` is left at its default: pass it only when given)
     bar = ProgressBar(persist=persist, **({} if desc is None else {"desc": desc}))
     bar.attach(engine, metric_names=metric_names, output_transform=output_transform)
+    from ignite.engine import Events
+
+    engine.add_event_handler(Events.TERMINATE, lambda _: bar._close(engine))  # stopped mid-epoch: end the bar line
     return bar
+
+
+def progress_mode(progress: bool, stream: IO[str] | None = None) -> str:
+    """How training reports progress: ``'bar'`` (tqdm, redrawn in place) only when ``progress`` is true and
+    ``stream`` (default ``sys.stdout``) is a terminal; otherwise ``'epochs'``: one plain line per epoch, which
+    keeps SLURM / ``nohup`` / piped logs readable (no ``\\r`` redraws)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a real stream
+        tty = False
+    return "bar" if progress and tty else "epochs"
+
+
+def _format_duration(seconds: float) -> str:
+    if not seconds == seconds or seconds == float("inf"):  # NaN / inf
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class EpochLogger:
+    """One line per epoch (rank 0): ``epoch 3/8  iter 150/400  loss 0.0731  lr 4.8e-03  9.6 it/s  ETA 0:00:26``.
+
+    ``loss`` is the mean over the epoch's iterations (from ``output_transform(engine.state.output)['loss']``),
+    ``lr`` the optimizer's first group, ``it/s`` the epoch's rate, ``ETA`` the remaining iterations of the run at
+    the average rate since this run started. Written to ``stream`` (default: the current ``sys.stdout``)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer | None = None, stream: IO[str] | None = None,
+                 output_transform: Callable[[Any], Mapping[str, float]] = scalar_output_transform,
+                 prefix: str = "") -> None:
+        self.optimizer = optimizer
+        self.stream = stream
+        self.output_transform = output_transform
+        self.prefix = prefix
+        self._t0 = self._t_epoch = 0.0
+        self._it0 = self._it_epoch = 0
+        self._sum = 0.0
+        self._n = 0
+
+    def _started(self, engine: Any) -> None:
+        self._t0, self._it0 = time.perf_counter(), int(engine.state.iteration)
+
+    def _epoch_started(self, engine: Any) -> None:
+        self._t_epoch, self._it_epoch = time.perf_counter(), int(engine.state.iteration)
+        self._sum, self._n = 0.0, 0
+
+    def _iteration(self, engine: Any) -> None:
+        try:
+            loss = self.output_transform(engine.state.output).get("loss")
+        except (TypeError, ValueError, KeyError):
+            loss = None
+        if loss is not None:
+            self._sum += float(loss)
+            self._n += 1
+
+    def line(self, engine: Any) -> str:
+        """The line for the epoch that just ended."""
+        now = time.perf_counter()
+        st = engine.state
+        done = int(st.iteration) - self._it_epoch
+        rate = done / max(now - self._t_epoch, 1e-9)
+        total = int(st.max_epochs or 0) * int(st.epoch_length or 0)
+        overall = (int(st.iteration) - self._it0) / max(now - self._t0, 1e-9)
+        eta = (total - int(st.iteration)) / overall if overall > 0 else float("inf")
+        parts = [f"{self.prefix}epoch {st.epoch}/{st.max_epochs}", f"iter {st.iteration}/{total}"]
+        if self._n:
+            parts.append(f"loss {self._sum / self._n:.4g}")
+        if self.optimizer is not None:
+            parts.append(f"lr {float(self.optimizer.param_groups[0]['lr']):.3g}")
+        parts += [f"{rate:.3g} it/s", f"ETA {_format_duration(eta)}"]
+        return "  ".join(parts)
+
+    def _epoch_completed(self, engine: Any) -> None:
+        stream = self.stream if self.stream is not None else sys.stdout
+        stream.write(self.line(engine) + "\n")
+        stream.flush()
+
+    def attach(self, engine: Any) -> "EpochLogger":
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        return self
+
+
+def attach_progress(engine: Any, progress: bool, *, optimizer: torch.optim.Optimizer | None = None,
+                    metric_names: Sequence[str] | str | None = None, stream: IO[str] | None = None) -> Any | None:
+    """Attach the progress report :func:`progress_mode` picks (rank 0 only): the tqdm bar on a terminal when
+    ``progress`` is true, else an :class:`EpochLogger`. Returns the handler (None on other ranks)."""
+    if not is_rank_zero():
+        return None
+    if progress_mode(progress, stream) == "bar":
+        return attach_progress_bar(engine, True, metric_names=metric_names)
+    return EpochLogger(optimizer, stream=stream).attach(engine)

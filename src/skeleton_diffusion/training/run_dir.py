@@ -160,7 +160,7 @@ def prepare_run_dir(
                 f"resume={run.root}; to start a new run choose another output_log_path."
             )
         if run.config_path.is_file():
-            old = _strip(_as_container(OmegaConf.load(run.config_path)), ignore_keys)
+            old = _strip(_as_container(_load_run_config(run.config_path)), ignore_keys)
             new = _strip(_as_container(cfg_obj), ignore_keys)
             diff = _diff_keys(old, new)
             if diff:
@@ -176,7 +176,7 @@ def prepare_run_dir(
         with atomic_write(run.config_path, "w") as fh:
             fh.write(text)
     else:
-        old = _strip(_as_container(OmegaConf.load(run.config_path)), ignore_keys)
+        old = _strip(_as_container(_load_run_config(run.config_path)), ignore_keys)
         if _diff_keys(old, _strip(_as_container(cfg_obj), ignore_keys)):
             with atomic_write(run.root / f"config_resumed_{timestamp()}.yaml", "w") as fh:
                 fh.write(text)
@@ -196,14 +196,30 @@ def _run_dir_of(ckpt: Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
+#: Top-level keys every saved training-run config has (autoencoder, diffusion, MDM and lifting runs); checked
+#: when the saved config names its ``stage`` (other configs are not assumed to be training runs).
+RUN_CONFIG_KEYS = ("stage", "task", "model")
+
+
+def _load_run_config(path: Path) -> DictConfig:
+    from ..config import load_config
+
+    return load_config(path, what="run config")
+
+
 def _load_saved_config(run_dir: Path) -> DictConfig | None:
     path = run_dir / "config.yaml"
     if not path.is_file():
         _log.warning("run folder '%s' has no config.yaml; repeat the original overrides on the command line", run_dir)
         return None
-    cfg = OmegaConf.load(path)
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"'{path}' is not a YAML mapping")
+    from ..config import load_config  # a clear error naming the file when it is empty/corrupt/not a mapping
+
+    cfg = load_config(path, what="run config")
+    missing = [key for key in RUN_CONFIG_KEYS if key not in cfg]
+    if "stage" in cfg and missing:  # a training run's config (they all have 'stage') that lost keys
+        raise ConfigError(f"'{path}' lacks {missing}: not a complete run config (expected the config.yaml that "
+                          f"train_*.py writes, with keys {list(RUN_CONFIG_KEYS)} and more). Restore it, or delete it "
+                          "and repeat the run's original overrides on the resume command line.")
     return cfg
 
 

@@ -25,3 +25,14 @@ class CheckpointError(SkeletonDiffusionError, ValueError):
 
 class InputError(SkeletonDiffusionError, ValueError):
     """User-provided motion has the wrong joint count, length, units or contains NaNs."""
+
+
+class FileAccessError(SkeletonDiffusionError, OSError):
+    """A named file cannot be read or written (missing, permission denied, a folder where a file was expected)."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> "FileAccessError":
+        """``cannot access '<file>': <reason>`` from an ``OSError`` that carries a ``filename``."""
+        target = f" -> '{exc.filename2}'" if getattr(exc, "filename2", None) else ""
+        return cls(f"cannot access '{exc.filename}'{target}: {exc.strerror or exc} ({type(exc).__name__}); "
+                   "check the path and its permissions")

@@ -192,7 +192,8 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
                              azim: float = -60.0, panel_size: float = 2.2, dpi: int = 60,
                              ncols: int | None = None, show_axes: bool = True, linewidth: float = 2.0,
                              sample_alpha: float = 0.45, title: str | None = None,
-                             stride: int = 1) -> np.ndarray:
+                             stride: int = 1, obs_panel: bool = False, trail: int = 0,
+                             trail_alpha: float = 0.22) -> np.ndarray:
     """Render observation + futures to frames ``uint8 [F, H, W, 3]``, ``F = T_obs + T_pred`` (``stride`` 1).
 
     Args:
@@ -209,6 +210,10 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
         max_samples: how many samples to show at most (the highlighted one first).
         up: which data axis points up (``'z'`` for AMASS/H36M/3DPW; ``'y'``, ``'-y'``, ``'-z'`` otherwise).
         stride: keep every ``stride``-th frame (both phases), for small TensorBoard clips.
+        obs_panel: side-by-side without ``gt``: a first "observation" panel that plays the observation and then
+            holds its last pose (grey), so each future can be compared with "no motion" next to it.
+        trail: ghosting: also draw each skeleton as it was ``trail`` and ``trail // 2`` frames earlier (faded,
+            ``trail_alpha``), so motion is visible in a single frame; 0 disables.
     """
     if mode not in ("side_by_side", "overlay"):
         raise ValueError(f"mode must be 'side_by_side' or 'overlay', got {mode!r}")
@@ -233,6 +238,10 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
         return t
 
     if mode == "side_by_side":
+        if obs_panel and pm.gt is None:
+            held = np.repeat(pm.obs[-1:], t_pred, axis=0)
+            panels.append(("observation\n(then held still)", [(_timeline(pm.obs, held, t_pred), OBS_COLORS,
+                                                                 OBS_COLORS, linewidth, 1.0)]))
         if pm.gt is not None:
             actors = [(_timeline(pm.obs, pm.gt, t_pred), OBS_COLORS, GT_COLORS, linewidth, 1.0)]
             if pm.highlight is not None:
@@ -257,6 +266,13 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
             if pm.ade is not None:
                 t += f" (ADE {pm.ade[pm.highlight]:.3f})"
         panels.append((t, actors))
+
+    if trail > 0:  # ghosts first, so the current pose is drawn on top
+        lags = sorted({int(trail), max(1, int(trail) // 2)}, reverse=True)
+        panels = [(pt, [(np.concatenate([_hidden(lag, poses), poses[:-lag]]), c_o, c_p, lw * 0.7,
+                         alpha * trail_alpha * (1.6 if lag < trail else 1.0))
+                        for lag in lags for poses, c_o, c_p, lw, alpha in specs] + specs)
+                  for pt, specs in panels]
 
     # ---- figure -----------------------------------------------------------------------------------
     n_panels = len(panels)
@@ -446,7 +462,12 @@ def animate_prediction(obs: Any, samples: Any, skeleton, *, out_path: str | os.P
     """Render observation then samples (see :func:`render_prediction_frames`) and write GIF/MP4.
 
     ``fps`` is the playback rate (use the dataset's rate, e.g. 60 for AMASS, for real time). Returns the
-    path written (a ``.gif`` beside ``out_path`` if an MP4 was asked for but no ffmpeg is available)."""
+    path written (a ``.gif`` beside ``out_path`` if an MP4 was asked for but no ffmpeg is available).
+
+    Defaults for a readable file (override through ``render_kwargs``): an observation panel beside the futures
+    (``obs_panel=True``), 20-frame ghost trails, 3-inch panels at 80 dpi (240 px per panel)."""
+    for key, value in (("obs_panel", True), ("trail", 20), ("panel_size", 3.0), ("dpi", 80)):
+        render_kwargs.setdefault(key, value)
     frames = render_prediction_frames(obs, samples, skeleton, gt=gt, mode=mode, highlight=highlight,
                                       max_samples=max_samples, **render_kwargs)
     return save_animation(frames, out_path, fps)

@@ -24,6 +24,9 @@ can be evaluated zero-shot and new models trained. Splits: with ``split_mode='cl
 to train/valid/test by sorted name (deterministic, ratios 80/10/10, at least one test clip); with ``'time'`` every
 file is cut in time (first 70 % train, next 15 % valid, last 15 % test); ``'auto'`` uses ``time`` for fewer than
 10 files; ``'test'`` puts everything into test (zero-shot evaluation only).
+
+``skeleton='native'`` skips step 4 and keeps the files' own joints (``native_skeleton.bvh_to_native``; End Sites
+dropped, optional subset), writing ``skeleton.json`` beside the data (issue 17, docs/any_skeleton.md).
 """
 
 from __future__ import annotations
@@ -404,15 +407,31 @@ def build_bvh_dataset(
     side_files: bool = True,
     force: bool = False,
     progress: bool = True,
+    skeleton: str = "amass",
+    joints: Sequence[str] | None = None,
+    labels: str = "auto",
 ) -> BuildSummary:
-    """BVH folder (recursive ``*.bvh``) -> ``processed/<name>/hmp/data_3d_<name.lower()>.npz`` + CSVs + side files."""
+    """BVH folder (recursive ``*.bvh``) -> ``processed/<name>/hmp/data_3d_<name.lower()>.npz`` + CSVs + side files.
+
+    ``skeleton='amass'`` maps every file onto AMASS-22 with ``joint_map``; ``'native'`` keeps the files' own
+    joints (End Sites dropped, optional ``joints`` subset; files with another hierarchy are skipped with a reason)
+    and writes ``skeleton.json`` beside the data. ``labels`` (``auto|folder|filename|none``): the CMD / mean-motion
+    classes written to ``clip_labels.txt`` (see :func:`~.native_skeleton.clip_labels`). Every build writes
+    ``dataset_config.yaml`` (a ``configs/dataset`` group)."""
+    from .native_skeleton import (bvh_to_native, clip_labels, native_dataset_cfg, side_cfg, write_dataset_config,
+                                  write_native_dataset)
+
+    if skeleton not in ("amass", "native"):
+        raise ValueError(f"skeleton must be 'amass' or 'native', got {skeleton!r}")
+    native = skeleton == "native"
     input_dir = Path(input_dir)
     processed_dir = Path(data_root) / "processed" / name / "hmp"
     out_path = processed_dir / f"data_3d_{name.lower()}.npz"
     summary = BuildSummary(name, output=str(out_path))
     obs, pred = int(round(obs_seconds * fps)), int(round(pred_seconds * fps))
+    native_def: tuple[list[str], list[int]] | None = None
 
-    if out_path.is_file() and not force:
+    if out_path.is_file() and not force and (not native or (processed_dir / "skeleton.json").is_file()):
         summary.reused = True
         positions = read_processed(out_path)
     else:
@@ -420,25 +439,49 @@ def build_bvh_dataset(
         if not files:
             raise DatasetNotPreparedError(f"No .bvh files found under '{input_dir}'")
         clips: dict[str, np.ndarray] = {}
-        infos = {}
+        infos, sources = {}, {}
         for f in tqdm(files, desc="BVH files", unit="file", disable=not progress):
             summary.sequences_read += 1
             clip = f.relative_to(input_dir).with_suffix("").as_posix().replace("/", "__")
             try:
-                clips[clip], infos[clip] = bvh_to_amass22(f, joint_map, unit=unit, up=up, fps=fps)
+                if native:
+                    arr, info, jn, jp = bvh_to_native(f, joints=joints, unit=unit, up=up, fps=fps)
+                    if native_def is None:
+                        native_def = (jn, jp)
+                    elif (jn, jp) != native_def:
+                        summary.skip(str(f), f"different hierarchy: joints {jn} differ from the first file's "
+                                             f"{native_def[0]} (use --joints to keep a common subset)")
+                        continue
+                    clips[clip], infos[clip] = arr, info
+                else:
+                    clips[clip], infos[clip] = bvh_to_amass22(f, joint_map, unit=unit, up=up, fps=fps)
             except DataFormatError as exc:
                 summary.skip(str(f), f"unreadable: {exc}")
                 continue
+            sources[clip] = f.relative_to(input_dir).as_posix()
             if len(clips[clip]) < obs + pred:
                 summary.notes.append(f"note: {clip} has {len(clips[clip])} frames < one window ({obs + pred})")
         if not clips:
             raise DataFormatError(f"none of the {len(files)} BVH files under '{input_dir}' could be read")
         ranges = split_clips(list(clips), {k: len(v) for k, v in clips.items()}, split_mode)
         positions = {s: {c: clips[c][a:b].copy() for c, (a, b) in r.items()} for s, r in ranges.items()}
-        write_processed(out_path, positions)
         with atomic_write(processed_dir / "build_info.json", "w") as fh:
-            json.dump({"fps": fps, "joint_map": str(joint_map) if not isinstance(joint_map, Mapping) else "custom",
+            json.dump({"fps": fps, "skeleton": skeleton,
+                       "joint_map": None if native else (str(joint_map) if not isinstance(joint_map, Mapping)
+                                                         else "custom"),
                        "split_mode": split_mode, "files": infos, "ranges": ranges, "windows_version": 1}, fh, indent=1)
+        if native:
+            from ...skeletons import Skeleton
+
+            assert native_def is not None
+            sk_native = Skeleton.from_hierarchy(name.lower(), native_def[0], native_def[1],
+                                                description=f"native BVH skeleton of {input_dir.name}")
+            write_native_dataset(processed_dir, name, positions, sk_native, clip_labels(sources, labels), summary,
+                                 fps=fps, obs=obs, pred=pred, side_files=side_files, force=True)
+            summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
+                                          f"{processed_dir / 'segments_test.csv'}")
+            return summary
+        write_processed(out_path, positions)
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
     for split, clips_of in positions.items():
@@ -447,31 +490,17 @@ def build_bvh_dataset(
         summary.windows[split] = len(rows)
     summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
                                   f"{processed_dir / 'segments_test.csv'}")
-    cfg = bvh_dataset_cfg(name, fps, data_root=data_root)
-    with atomic_write(processed_dir / "dataset_config.json", "w") as fh:
-        json.dump(cfg, fh, indent=1)
+    num_joints = next(a.shape[1] for clips_of in positions.values() for a in clips_of.values())
+    cfg = native_dataset_cfg(name, fps, num_joints, skeleton_file=native)
+    write_dataset_config(processed_dir, cfg)
     if side_files and summary.windows.get("test", 0) > 0:
-        side_cfg = dict(cfg, precomputed_folder=str(processed_dir.resolve()),
-                        annotations_folder=str(processed_dir.resolve()))
         build_side_files_if_possible(name.lower(), processed_dir, processed_dir, summary,
-                                     force=force or not summary.reused, dataset_cfg=side_cfg)
+                                     force=force or not summary.reused, dataset_cfg=side_cfg(cfg, processed_dir))
     return summary
 
 
 def bvh_dataset_cfg(name: str, fps: int = 60, *, data_root: str | Path = "datasets") -> dict:
-    """A ``configs/dataset``-style config for a BVH-built dataset (also written as ``dataset_config.json``).
+    """A ``configs/dataset``-style config for an AMASS-22 BVH dataset (as written to ``dataset_config.yaml``)."""
+    from .native_skeleton import native_dataset_cfg
 
-    Folders are relative to ``dataset_main_path`` (``./datasets``); copy it into ``configs/dataset/<name>.yaml``
-    to train or evaluate with the Hydra entry points.
-    """
-    folder = f"processed/{name}/hmp/"
-    return {
-        "dataset_name": name.lower(), "dataset_type": "GenericMotionDataset", "skeleton_name": "amass",
-        "num_joints": 22, "fps": int(fps), "multimodal_threshold": 0.4, "dtype": "float32",
-        "precomputed_folder": folder, "annotations_folder": folder,
-        "data_loader_train": {"stride": 10, "augmentation": 5, "da_mirroring": 0.5, "da_rotations": 1.0,
-                              "shuffle": True},
-        "data_loader_train_eval": {"stride": 30, "augmentation": 0, "da_mirroring": 0.0, "da_rotations": 0.0},
-        "data_loader_valid": {"segments_path": "segments_valid.csv", "shuffle": False},
-        "data_loader_test": {"segments_path": "segments_test.csv", "shuffle": False},
-    }
+    return native_dataset_cfg(name, fps, 22, skeleton_file=False)

@@ -19,7 +19,9 @@ What it is not
 Files written into ``out_dir`` (processed layout, everything the evaluation protocol needs):
 ``data_3d_synthetic.npz`` (``{split: {clip_name: float32 [T, 22, 3]}}``), ``segments_valid.csv`` /
 ``segments_test.csv`` (``name,init,pred_init,pred_end,class``; class = primitive active at the last observed
-frame), ``classes.txt``, ``mmgt_test.txt``, ``mean_motion_test.txt``, ``mmapd_GT.csv``, ``synthetic_info.json``.
+frame), ``classes.txt``, ``mmgt_test.txt``, ``mean_motion_test.txt``, ``mmapd_GT.csv``, ``synthetic_info.json``,
+``frame_labels.npz`` (dominant primitive index per frame, for captions / action labels: ``synthetic_captions.py``),
+``segments_test_long_term_pred.csv`` (the test windows that fit 0.5 s + 5 s, for ``if_long_term_test``).
 Deterministic for a given seed (numpy ``default_rng``).
 """
 
@@ -33,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...utils.io import atomic_write
+from ...utils.io import atomic_path, atomic_write
 from ..mean_motion import write_mean_motion
 from ..mmgt import compute_mmgt, compute_mmgt_apd, mmgt_summary, write_mmapd_csv, write_mmgt
 from ..processed import save_processed
@@ -43,6 +45,7 @@ __all__ = ["SyntheticConfig", "PRIMITIVES", "PARENTS", "REST_OFFSETS", "generate
 
 VERSION = 1
 FPS = 60
+FRAME_LABELS_FILE = "frame_labels.npz"  # {"<split>/<clip>": int8 [T] index into PRIMITIVES}
 NUM_JOINTS = 22
 
 #: AMASS-22 parents (pelvis root), identical to the official kinematic tree.
@@ -395,11 +398,15 @@ def build_synthetic_dataset(
         if info.get("seed") == seed and info.get("config") == _cfg_dict(cfg) and info.get("version") == VERSION:
             if verbose:
                 print(f"synthetic dataset already present in {out} (use --force to rebuild)")
+            lt = _write_long_term(out, cfg)  # datasets built before the long-term CSV existed get it here
+            if lt["written"] and verbose:
+                print(f"wrote {lt['num_segments']} long-term test windows -> {lt['path']}")
             info["skipped"] = True
             return info
     rng = np.random.default_rng(seed)
     positions: dict[str, dict[str, np.ndarray]] = {}
     rows: dict[str, list] = {}
+    frame_labels: dict[str, np.ndarray] = {}  # "<split>/<clip>" -> dominant primitive index per frame
     counts = {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test}
     for split, n in counts.items():
         positions[split] = {}
@@ -409,13 +416,17 @@ def build_synthetic_dataset(
             pos, labels = generate_clip(rng, n_frames)
             name = f"{split}_{c:04d}"
             positions[split][name] = pos
+            frame_labels[f"{split}/{name}"] = np.array([PRIMITIVES.index(x) for x in labels], dtype=np.int8)
             rows[split].extend(_windows(name, n_frames, labels, cfg))
     out.mkdir(parents=True, exist_ok=True)
     save_processed(npz_path, positions, num_joints=NUM_JOINTS)
+    with atomic_path(out / FRAME_LABELS_FILE) as tmp:  # per-frame primitive labels (captions, action labels)
+        np.savez_compressed(tmp, **frame_labels)
     write_named_segments(out / "segments_valid.csv", rows["valid"])
     write_named_segments(out / "segments_test.csv", rows["test"])
     with atomic_write(out / "classes.txt", "w") as fh:
         fh.write("\n".join(PRIMITIVES))
+    long_term = _write_long_term(out, cfg, force=True)  # segments_test_long_term_pred.csv (0.5 s -> 5 s)
 
     # side files from the test windows (metric space)
     test_clips = positions["test"]
@@ -444,6 +455,7 @@ def build_synthetic_dataset(
             "train_all": int(sum(max(0, len(a) - cfg.obs_length - cfg.pred_length) for a in positions["train"].values())),
             "valid": len(rows["valid"]),
             "test": len(rows["test"]),
+            "test_long_term": int(long_term.get("num_segments", 0)),
         },
         "mmgt": mmgt_summary(mmgt),
         "test_class_counts": {c: sum(r[4] == c for r in rows["test"]) for c in PRIMITIVES},
@@ -460,6 +472,20 @@ def build_synthetic_dataset(
             f"{m['num_segments']}), {summary['seconds']} s"
         )
     return summary
+
+
+def _write_long_term(out: Path, cfg: SyntheticConfig, force: bool = False) -> dict:
+    """``segments_test_long_term_pred.csv`` from ``segments_test.csv``: the test windows whose
+    ``obs_length + 2.5 * pred_length`` frames fit in their clip (see :mod:`..long_term`)."""
+    from ...utils.errors import DataFormatError
+    from ..long_term import write_long_term_segments
+
+    try:
+        return write_long_term_segments(out, dataset_name="synthetic", fps=FPS, history_sec=cfg.obs_length / FPS,
+                                        horizon_sec=cfg.pred_length / FPS, force=force)
+    except DataFormatError as exc:  # clips too short for any long-term window (custom configs): no file
+        print(f"warning: no long-term test windows written ({exc})")
+        return {"written": False, "num_segments": 0}
 
 
 def _cfg_dict(cfg: SyntheticConfig) -> dict:

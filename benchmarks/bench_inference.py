@@ -1,0 +1,219 @@
+"""Inference / evaluation benchmark: ours vs the official computation, samples/s and peak memory per size.
+
+One prediction = encode 16 observed windows (30 frames), sample S latents per window with the 10-step ancestral
+sampler (official denoiser size: depth 4, 8 heads x 32, 32.1 M parameters), decode 120 frames for each of the
+16·S samples. AMASS shapes (21 nodes / 13 types, latent 96, 2 encoder layers), random weights.
+
+Variants (each in its own process, so peak memory is measured separately):
+* ``ours``      : :meth:`SkeletonDiffusion.predict` as ``eval.py`` / ``load_model`` run it: no autograd, the
+                  denoiser embeds each distinct step once, the decoder's no-grad recurrence (64 sequences at a
+                  time, output layer in the loop), ``keep_freed_cpu_memory`` on CPU.
+* ``ours_bf16`` : the same with ``sampling_precision=bf16`` (denoiser products under bfloat16 autocast; opt-in,
+                  samples differ from float32 at the 1e-3 level).
+* ``reference`` : the official computation (``_reference_inference.py``: per-call weight gathers, explicit
+                  attention, one step embedding per row, per-step decoder calls; default allocator). Its outputs
+                  equal ours to float rounding (checked in the ``ours`` run and printed).
+
+For every size S (default 10, 50, 100 samples) it prints the time per prediction, samples/s (16·S / time), the
+peak memory (CPU: process peak RSS, ``ru_maxrss``; CUDA: ``max_memory_allocated``) and the ratios, then estimates
+a full AMASS test-set evaluation (12,727 windows x 50 samples) on this machine from the S = 50 throughput
+(prediction time only; the metrics add a few percent).
+
+    python benchmarks/bench_inference.py --threads 2
+    python benchmarks/bench_inference.py --sizes 50 --variants ours,reference --repeats 3
+
+Timings on a shared machine drift: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]
+AMASS_TEST_WINDOWS = 12727
+GIB = 1024 ** 3
+
+
+def _models(device):
+    import copy
+
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_diffusion import _build
+
+    from skeleton_diffusion.pipeline import SkeletonDiffusion
+
+    ae, diffusion = _build(device)
+    diffusion.eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # trained-like weights: node types differ, G is not the identity
+        for p in list(ae.parameters()) + list(diffusion.parameters()):
+            p.add_(0.02 * torch.randn(p.shape, generator=gen).to(p.device))
+    ours = SkeletonDiffusion(ae, diffusion, pose_box_size=1.2, obs_length=30, pred_length=120).eval()
+
+    def reference():
+        from _reference_autoencoder import ReferenceAutoEncoder
+        from _reference_inference import RefDenoiser, ReferencePipeline
+
+        rae = ReferenceAutoEncoder(AMASS_TYPES, enc_layers=2)
+        rae.load_state_dict(ae.state_dict())
+        rden = RefDenoiser(AMASS_TYPES)
+        rden.load_state_dict(diffusion.model.state_dict())
+        rdiff = copy.deepcopy(diffusion)
+        rdiff.model = rden
+        return ReferencePipeline(rae, rdiff).to(device).eval().requires_grad_(False)
+
+    return ours, reference
+
+
+def _peak_bytes(device) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _run_variant(args: argparse.Namespace) -> dict:
+    import torch
+
+    from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
+    from skeleton_diffusion.utils.device import resolve_device
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.variant.startswith("ours") and device.type == "cpu":
+        keep_freed_cpu_memory()  # what eval.py and load_model do
+    ours, make_reference = _models(device)
+    gen = torch.Generator().manual_seed(1)
+    obs = (0.3 * torch.randn(args.batch, 30, 21, 3, generator=gen)).to(device)
+    if args.variant == "reference":
+        model = make_reference()
+
+        def predict(s: int) -> None:
+            model.predict(obs, s, pred_length=args.pred_length)
+    else:
+        dtype = torch.bfloat16 if args.variant == "ours_bf16" else None
+
+        def predict(s: int) -> None:
+            ours.predict(obs, s, pred_length=args.pred_length, network_dtype=dtype)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    predict(2)  # warm-up (allocations, kernel selection)
+    sync()
+    rows = []
+    for s in args.sizes:  # increasing sizes: the running peak is the peak of the current size
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times, cpu = [], []
+        for _ in range(args.repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            predict(s)
+            sync()
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            print(f"  [{args.variant}] S={s}: {times[-1]:.2f}s wall, {cpu[-1]:.2f}s CPU", file=sys.stderr, flush=True)
+        rows.append(dict(samples=s, median_s=statistics.median(times), times_s=times,
+                         cpu_s=statistics.median(cpu), peak_gib=_peak_bytes(device) / GIB))
+    out = dict(variant=args.variant, device=str(device), rows=rows)
+    if args.variant == "ours":  # the reference computes the same function (float rounding)
+        ref = make_reference()
+        a = ours.predict(obs[:2], 3, pred_length=args.pred_length, generator=torch.Generator().manual_seed(0))
+        b = ref.predict(obs[:2], 3, pred_length=args.pred_length, generator=torch.Generator().manual_seed(0))
+        out["max_abs_diff_vs_reference"] = float((a - b).abs().max())
+        lo = ours.predict(obs[:2], 3, pred_length=args.pred_length, generator=torch.Generator().manual_seed(0),
+                          network_dtype=torch.bfloat16)
+        out["max_abs_diff_bf16"] = float((a - lo).abs().max())
+        out["mean_abs_output"] = float(a.abs().mean())
+    return out
+
+
+def _spawn(args: argparse.Namespace, variant: str) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--_child", "--variant", variant, "--device", args.device,
+           "--threads", str(args.threads), "--batch", str(args.batch), "--pred-length", str(args.pred_length),
+           "--repeats", str(args.repeats), "--sizes", ",".join(map(str, args.sizes)), "--clock", args.clock]
+    t0 = time.time()
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.time_cap_s)
+    except subprocess.TimeoutExpired:
+        return dict(variant=variant, failed=True, reason=f"killed after {args.time_cap_s:.0f} s")
+    if proc.returncode != 0:
+        return dict(variant=variant, failed=True, reason=f"exit {proc.returncode} after {time.time() - t0:.0f} s")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16, help="observed windows per prediction")
+    p.add_argument("--sizes", default="10,50,100", help="samples per window, comma separated")
+    p.add_argument("--pred-length", type=int, default=120)
+    p.add_argument("--repeats", type=int, default=1, help="timed predictions per size (median reported)")
+    p.add_argument("--variants", default="ours,ours_bf16,reference")
+    p.add_argument("--time-cap-s", type=float, default=3600.0)
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="time used for samples/s and ratios: wall clock, or the process's CPU time (user+sys; "
+                        "robust on a busy shared machine, meaningful with --threads 1)")
+    p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.sizes = sorted(int(s) for s in str(args.sizes).split(",") if s.strip())
+    if args._child:
+        print(json.dumps(_run_variant(args)))
+        return
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    results = {}
+    for v in variants:
+        print(f"running {v} ...", file=sys.stderr, flush=True)
+        results[v] = _spawn(args, v)
+    load = os.getloadavg()
+    print(f"\n{args.batch} windows x S samples x {args.pred_length} frames, AMASS shapes, device {args.device}, "
+          f"{args.threads} threads, load avg {load[0]:.1f}/{load[1]:.1f}")
+    for v, r in results.items():
+        if r.get("failed"):
+            print(f"{v}: failed ({r['reason']})")
+    ok = {v: {row["samples"]: row for row in r["rows"]} for v, r in results.items() if not r.get("failed")}
+    key = "cpu_s" if args.clock == "cpu" else "median_s"
+    print(f"times: {'process CPU time' if args.clock == 'cpu' else 'wall clock'} per prediction, median of "
+          f"{args.repeats}")
+    head = f"{'S':>4}"
+    for v in ok:
+        head += f" | {v + ' [s]':>16} {'samples/s':>10} {'peak GiB':>9}"
+    ratios = [v for v in ("ours", "ours_bf16") if v in ok and "reference" in ok]
+    head += "".join(f" | {'ref/' + v:>14}" for v in ratios)
+    print(head)
+    for s in args.sizes:
+        line = f"{s:>4}"
+        for v, rows in ok.items():
+            row = rows[s]
+            line += f" | {row[key]:>16.2f} {args.batch * s / row[key]:>10.1f} {row['peak_gib']:>9.2f}"
+        for v in ratios:
+            line += f" | {'time x%.2f' % (ok['reference'][s][key] / ok[v][s][key]):>14}"
+        print(line)
+    if "ours" in results and not results["ours"].get("failed"):
+        r = results["ours"]
+        print(f"ours vs reference outputs: max |diff| {r['max_abs_diff_vs_reference']:.2e} (float32); bf16 "
+              f"sampling: max |diff| {r['max_abs_diff_bf16']:.2e} (mean |output| {r['mean_abs_output']:.2e})")
+    s_est = 50 if 50 in args.sizes else args.sizes[-1]
+    for v, rows in ok.items():
+        rate = args.batch * s_est / rows[s_est][key]  # samples per second
+        total = AMASS_TEST_WINDOWS * 50 / rate
+        print(f"full AMASS test set ({AMASS_TEST_WINDOWS} windows x 50 samples), {v}: ~{total / 3600:.1f} h on this "
+              f"machine ({rate:.0f} samples/s at S={s_est}; prediction only)")
+
+
+if __name__ == "__main__":
+    main()

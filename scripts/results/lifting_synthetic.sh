@@ -1,0 +1,25 @@
+#!/bin/bash
+# README "2D->3D pose lifting" results: 9 runs of 4 x 300 = 1,200 iterations each on the synthetic lifting set,
+# evaluated under every occlusion; then `python scripts/results/lifting_table.py output/h18_lifting_long/eval`.
+# Run from the repository root (one run at a time, nice 10). Needs the synthetic lifting dataset:
+#   python -m skeleton_diffusion.data.create_synthetic_lifting_dataset
+set -e
+cd "$(dirname "$0")/../.."
+export OMP_NUM_THREADS=1
+PY="${PYTHON:-.venv/bin/python}"
+O=output/h18_lifting_long
+mkdir -p $O
+train() { name=$1; shift; [ -f $O/$name/checkpoints/last.pt ] || nice -n 10 $PY train_lifting.py "$@" output_log_path=$O/$name progress=false > $O/$name.train.log 2>&1; }
+evalall() { name=$1; mw=$2; [ -f $O/eval/$name/noisy/results.json ] || nice -n 10 $PY eval.py task=lifting checkpoint_path=$O/$name occlusion=all task.max_windows=$mw progress=false results_path=$O/eval/$name > $O/eval_$name.log 2>&1; }
+F="model.num_epochs=4 model.num_iter_perepoch=300 model.batch_size=128 model.train_occlusion=mixed"
+V="model.num_epochs=4 model.num_iter_perepoch=300 model.batch_size=32"
+train diffhpe_iso method=diffhpe $V;                                  evalall diffhpe_iso 120
+train supervised_v27 method=supervised model.lifter.frames=27 $V model.train_stride=4 model.train_occlusion=mixed; evalall supervised_v27 120
+train diffhpe_refiner method=diffhpe $V model.lifter.mode=refiner;    evalall diffhpe_refiner 120
+train diffhpe_skel method=diffhpe $V model.lifter.noise=skeleton;     evalall diffhpe_skel 120
+train diffhpe_diag method=diffhpe $V model.lifter.noise=diagonal;   evalall diffhpe_diag 120
+train supervised method=supervised $F;                                evalall supervised 1000
+train diffpose_iso method=diffpose $F;                                evalall diffpose_iso 1000
+train diffpose_skel method=diffpose $F model.lifter.noise=skeleton;   evalall diffpose_skel 1000
+train diffpose_diag method=diffpose $F model.lifter.noise=diagonal;   evalall diffpose_diag 1000
+echo ALLDONE
