@@ -72,6 +72,11 @@ def test_build_h36m_from_cdf(h36m_root):
     assert summary.frames == 180 + 150 + 126 + 130 + 200 + 125
     # test windows: Sitting_1 180 -> 3 (0,25,50), Photo_1 150 -> 2, WalkDog 126 -> 1, Directions_1 200 -> 4
     assert summary.csv_ok and summary.windows["test"] == 10
+    from skeleton_diffusion.data.processed import read_joint_names
+    from skeleton_diffusion.skeletons import get_skeleton
+
+    # the processed file carries its joint order (issue 17), beside the official layout
+    assert read_joint_names(root / "processed/Human36M/hmp/data_3d_h36m.npz") == list(get_skeleton("h36m").joint_names)
     hmp = root / "processed/Human36M/hmp"
     assert (hmp / "mmgt_test.txt").is_file() and (hmp / "mean_motion_test.txt").is_file()
     lines = (hmp / "mean_motion_test.txt").read_text().splitlines()

@@ -221,14 +221,16 @@ def test_views_share_one_network_and_follow_deepcopy():
 
 
 def test_finetune_needs_the_first_stage_and_dispatch():
-    from skeleton_diffusion.training.crossdiff_trainer import _init_from, is_crossdiff_run
+    from skeleton_diffusion.training.crossdiff_trainer import _init_from
+    from skeleton_diffusion.training.run_dir import run_method
     from skeleton_diffusion.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match="init_from"):
         _init_from(OmegaConf.create({"model": {"stage": "finetune", "init_from": None}}))
     assert _init_from(OmegaConf.create({"model": {"stage": "pretrain", "init_from": None}})) is None
-    assert is_crossdiff_run(OmegaConf.create({"model": {"method": "crossdiff"}}))
-    assert not is_crossdiff_run(OmegaConf.create({"model": {"method": "mdm"}, "resume": None}))
+    assert run_method(OmegaConf.create({"model": {"method": "crossdiff"}})) == "crossdiff"
+    assert run_method(OmegaConf.create({"model": {"method": "mdm"}, "resume": None})) == "mdm"
+    assert run_method(OmegaConf.create({"model": {"latent_size": 96}, "resume": None})) == ""
 
 
 def test_body_parts_match_the_official_smpl_split():

@@ -17,7 +17,7 @@ from skeleton_diffusion.evaluation.generation_evaluator import (
     save_evaluator,
 )
 from skeleton_diffusion.evaluation.train_generation_evaluator import compose_config, default_evaluator_path
-from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputError
 
 # official CrossDiff lower body on SMPL-22 (evaluator_wrapper.py: root + hips, knees, ankles, feet)
 LOWER = [0, 1, 2, 4, 5, 7, 8, 10, 11]
@@ -48,7 +48,7 @@ def test_part_selection_takes_the_part_joints():
     assert ev.feat_mean.shape == (12,)
     # without the root: no root trajectory, positions still relative to the root
     assert part_feature_indices(4, [3]) == [6, 7, 8, 21, 22, 23]
-    with pytest.raises(Exception, match="subset"):
+    with pytest.raises(InputError, match="subset"):
         part_feature_indices(4, [4])
 
 
@@ -153,3 +153,30 @@ def test_eval_part_upper_end_to_end(tmp_path):
     m3 = generation_protocol.evaluate_generator(_LegScrambler(ds, arms), ds, ev, task, seeds=[0],
                                                 condition="text")[0]["metrics"]  # fmt: skip
     assert "MultiModality" not in m3
+
+
+def test_official_part_feature_split_and_loader(tmp_path):
+    from skeleton_diffusion.evaluation.generation_evaluator import (
+        OfficialT2MEvaluator,
+        load_official_t2m_evaluator,
+        official_part_feature_indices,
+    )
+
+    lower, upper = official_part_feature_indices("lower"), official_part_feature_indices("upper")
+    assert (len(lower), len(upper), len(official_part_feature_indices("all"))) == (103, 156, 259)  # official sizes
+    assert sorted(lower + upper) == list(range(259))  # disjoint, foot contacts 259-262 in neither
+    assert set(range(10)) <= set(lower) and not {10, 11, 12} & set(lower)  # root 0-3, ric of joints 1, 2; not 3
+    assert set(range(67, 79)) <= set(lower) and 79 in upper  # rot6d of joints 1, 2 | joint 3
+    assert set(range(193, 202)) <= set(lower) and 202 in upper  # velocities of joints 0, 1, 2 | joint 3
+    model = OfficialT2MEvaluator(eval_part="upper").eval()
+    assert model.movement_encoder.main[0].weight.shape[1] == 156
+    path = tmp_path / "upper.tar"
+    torch.save({n: getattr(model, n).state_dict() for n in ("movement_encoder", "text_encoder", "motion_encoder")},
+               path)  # fmt: skip
+    loaded = load_official_t2m_evaluator(path, eval_part="upper")
+    feats, length = torch.randn(2, 40, 263), torch.tensor([40, 24])
+    moved = feats.clone()
+    moved[..., lower] += 1.0
+    torch.testing.assert_close(loaded.motion_embedding(moved, length), model.motion_embedding(feats, length))
+    with pytest.raises(CheckpointError, match="official layout"):
+        load_official_t2m_evaluator(path, eval_part="all")

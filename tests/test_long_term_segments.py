@@ -103,3 +103,51 @@ def test_synthetic_rebuild_adds_missing_long_term_file_without_touching_data(syn
     assert info.get("skipped") is True
     assert (folder / LONG_TERM_SEGMENTS).read_text() == reference
     assert {p.name: _md5(p) for p in folder.iterdir() if p.name != LONG_TERM_SEGMENTS} == before
+
+
+def test_regenerate_side_files_without_room_for_long_term_windows_warns(synth, tmp_path):
+    import yaml
+
+    from skeleton_diffusion.data.side_files import regenerate_side_files
+
+    folder = tmp_path / "hmp"
+    shutil.copytree(synth, folder)
+    (folder / LONG_TERM_SEGMENTS).unlink()
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/dataset/synthetic.yaml").read_text())
+    cfg["windows_sec"] = {"history": 0.5, "horizon": 3.0}  # 30 + 450 frames: longer than every 5-6 s clip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    r = regenerate_side_files(folder, dataset_config=tmp_path / "cfg.yaml", force=False)
+    assert r["long_term"]["written"] is False and "fits" in r["long_term"]["reason"]
+    assert not (folder / LONG_TERM_SEGMENTS).exists()
+
+
+def test_eval_long_term_on_amass_predicts_factor_times_two_seconds(tmp_path):
+    """eval.py if_long_term_test=true on (fake) AMASS: 2 s x 2.5 = 300 future frames, not 2.5 applied twice."""
+    import json
+
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+
+    from skeleton_diffusion.config import CONFIG_DIR
+    from skeleton_diffusion.data.processed import save_processed
+    from skeleton_diffusion.evaluation.protocol import main as eval_main
+
+    rng = np.random.default_rng(0)
+    proc, ann = tmp_path / "processed/AMASS/hmp", tmp_path / "annotations/AMASS/hmp"
+    ann.mkdir(parents=True)
+    clip = rng.normal(scale=0.3, size=(900, 22, 3)).astype(np.float32)
+    save_processed(proc / "data_3d_amass.npz", {"GRAB": {0: clip}})
+    (ann / LONG_TERM_SEGMENTS).write_text("dataset,file,file_idx,pred_init,pred_end\nGRAB,a,0,180,659\n"
+                                          "GRAB,a,0,300,779\n")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="eval", overrides=[
+            "dataset=amass", "method_specs=zero_velocity", "if_long_term_test=true", f"dataset_main_path={tmp_path}",
+            "progress=false", "if_store_output=true", f"results_path={tmp_path / 'out'}", "if_compute_cmd=false"])
+    eval_main(cfg)
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["num_windows"] == 2 and res["extra"]["long_term"] is True
+    with np.load(tmp_path / "out" / "predictions.npz") as z:
+        assert z["gt"].shape[1] == 300 and z["pred"].shape[2] == 300
+        # the stored future is the CSV window's frames pred_init .. pred_init + 299 (hip-relative)
+        ref = clip[180:480, 1:] - clip[180:480, :1]
+        np.testing.assert_allclose(z["gt"][0], ref, atol=1e-5)

@@ -29,3 +29,26 @@ def test_mdm_run_honours_keep_every(tmp_path: Path) -> None:
     # keep_last=1 alone would leave only epoch 5; keep_every=2 also keeps epochs 2 and 4 forever
     assert _steps(run / "checkpoints") == [2, 4, 5]
     assert (run / "checkpoints" / "last.pt").is_file()
+
+
+def test_lifting_config_has_the_retention_block() -> None:
+    from skeleton_diffusion.training.checkpoint import retention_from_config
+
+    default = compose_cfg("train_lifting", ["method=diffpose", "model.keep_last_n=4"])
+    assert retention_from_config(default, 1) == (4, None)
+    cfg = compose_cfg("train_lifting", ["method=supervised", "checkpoints.keep_last=2", "checkpoints.keep_every=3"])
+    assert retention_from_config(cfg, 1) == (2, 3)
+
+
+def test_lifting_run_honours_keep_every(tmp_path: Path) -> None:
+    from skeleton_diffusion.data.create_synthetic_lifting_dataset import build_synthetic_lifting
+    from skeleton_diffusion.training import lifting_trainer
+
+    build_synthetic_lifting(tmp_path / "data" / "processed" / "SyntheticLifting", clips_per_subject=1, frames=60,
+                            cameras=1)
+    run = tmp_path / "lift"
+    cfg = compose_cfg("train_lifting", ["method=supervised", "debug=lifting", "progress=false", "model.num_epochs=3",
+                                        "checkpoints.keep_last=1", "checkpoints.keep_every=2",
+                                        f"dataset_main_path={tmp_path / 'data'}", f"output_log_path={run}"])
+    lifting_trainer.main(cfg)
+    assert _steps(run / "checkpoints") == [2, 3]  # keep_last=1 alone: [3]

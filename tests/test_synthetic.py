@@ -88,6 +88,13 @@ def test_primitives_have_distinct_speeds_and_all_occur():
     assert mean["run"] > mean["walk"] > mean["idle"]
 
 
+def test_processed_file_carries_its_joint_order(small_dir):
+    from skeleton_diffusion.data.processed import read_joint_names
+    from skeleton_diffusion.skeletons import get_skeleton
+
+    assert read_joint_names(small_dir / "data_3d_synthetic.npz") == list(get_skeleton("amass").joint_names)
+
+
 def test_side_files_are_consistent(small_dir):
     n = len((small_dir / "segments_test.csv").read_text().strip().splitlines()) - 1
     mm = read_mmgt(small_dir / "mmgt_test.txt", num_segments=n)

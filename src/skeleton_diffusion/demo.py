@@ -25,8 +25,8 @@ def demo_commands(out: str) -> list[list[str]]:
     py = sys.executable
     return [
         [py, "-m", "skeleton_diffusion.data.create_synthetic_dataset"],
-        [py, "train_autoencoder.py", "dataset=synthetic", "debug=autoencoder", f"output_log_path={out}/autoencoder",
-         "resume=auto"],
+        [py, "train_autoencoder.py", "dataset=synthetic", "debug=demo_autoencoder",
+         f"output_log_path={out}/autoencoder", "resume=auto"],
         [py, "train_diffusion.py", "debug=diffusion", f"model.pretrained_autoencoder_path={out}/autoencoder",
          f"output_log_path={out}/diffusion", "resume=auto"],
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={out}/diffusion", "stats_mode=probabilistic",

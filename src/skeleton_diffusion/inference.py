@@ -75,7 +75,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
     autoencoder and the full config). ``use_ema`` loads the EMA weights instead of the online ones (the
     official evaluation uses the online ``model`` weights)."""
     from .factories import build_autoencoder, build_diffusion
-    from .training.checkpoint import load_state_strict
+    from .training.checkpoint import load_state_strict, model_state
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
@@ -101,12 +101,7 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
         ae_state = safe_torch_load(ae_path)["model"]
     load_state_strict(ae, ae_state, path, "autoencoder weights")
     diffusion = build_diffusion(cfg.model, cfg.get("cov_matrix"), skeleton, latent_size=int(ae_cfg.model.latent_size))
-    if use_ema:
-        if "ema" not in ckpt:
-            raise CheckpointError(f"'{path}' has no EMA weights; use the online weights (use_ema=False)")
-        state = {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
-    else:
-        state = ckpt["model"]
+    state = model_state(ckpt, path, use_ema)
     load_state_strict(diffusion, state, path, "diffusion weights")
     model = SkeletonDiffusion(ae, diffusion, pose_box_size=float(ae_cfg.task.pose_box_size),
                               obs_length=int(ae_cfg.model.obs_length), pred_length=int(ae_cfg.model.pred_length))

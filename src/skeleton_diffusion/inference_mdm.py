@@ -114,7 +114,7 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
     eval mode)."""
     from .inference import checkpoint_config, resolve_checkpoint
     from .skeletons import get_skeleton
-    from .training.checkpoint import load_state_strict
+    from .training.checkpoint import load_state_strict, model_state
     from .training.mdm_trainer import MDMSpec, build_mdm, build_text_encoder
     from .utils.device import resolve_device
     from .utils.io import safe_torch_load
@@ -128,12 +128,7 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
     spec = MDMSpec(**ckpt["meta"]["mdm_spec"])
     skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
     diffusion = build_mdm(cfg, spec, skeleton)
-    if use_ema:
-        if "ema" not in ckpt:
-            raise CheckpointError(f"'{path}' has no EMA weights; use the online weights (use_ema=False)")
-        state = {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
-    else:
-        state = ckpt["model"]
+    state = model_state(ckpt, path, use_ema)
     load_state_strict(diffusion, state, path, "MDM weights")
     diffusion.to(dev).eval()
     for p in diffusion.parameters():

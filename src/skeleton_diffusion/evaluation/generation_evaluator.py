@@ -10,8 +10,8 @@ Our evaluator (:class:`GenerationEvaluator`), same design as the official one, s
 motion ``[B, T, J, 3]`` (metres, canonical frame, see :mod:`skeleton_diffusion.data.generation`) ->
 per-frame features (:func:`motion_features`: root-relative joints, root trajectory from frame 0, joint
 velocities; ``6 J`` numbers, normalised by training statistics) -> movement encoder (two stride-2 1-D
-convolutions, LeakyReLU, dropout 0.2, linear: ``T/4`` steps) -> bidirectional GRU over the valid steps -> MLP -> motion embedding
-``[B, D]``. Text: a :class:`~skeleton_diffusion.nn.text_encoders.ScratchTextEncoder` -> ``[B, D]``. Action
+convolutions, LeakyReLU, dropout 0.2, linear: ``T/4`` steps) -> bidirectional GRU over the valid steps -> MLP ->
+motion embedding ``[B, D]``. Text: a :class:`~skeleton_diffusion.nn.text_encoders.ScratchTextEncoder` -> ``[B, D]``. Action
 head: linear ``D -> num_actions`` on the motion embedding. Distances are Euclidean, as in the metrics.
 
 Body parts (``eval_part=all|upper|lower``, official CrossDiff): a part evaluator is built with the part's joint
@@ -55,6 +55,7 @@ __all__ = [
     "save_evaluator",
     "load_evaluator",
     "OfficialT2MEvaluator",
+    "official_part_feature_indices",
     "load_official_t2m_evaluator",
     "EVALUATOR_FORMAT",
     "POS_TAGS",
@@ -262,20 +263,46 @@ def load_evaluator(path: str | Path, device: str | torch.device = "cpu", eval_pa
     return model.to(device).eval()
 
 
-class OfficialT2MEvaluator(nn.Module):
-    """The official T2M evaluator's three modules (HumanML3D ``t2m``: ``dim_pose=263``, unit length 4)."""
+#: Lower-body joints of SMPL-22 without the root (official CrossDiff split; the root's data count as lower body).
+_OFFICIAL_LOWER = (1, 2, 4, 5, 7, 8, 10, 11)
 
-    def __init__(self, dim_pose: int = 263, unit_length: int = 4) -> None:
+
+def official_part_feature_indices(part: str = "all") -> list[int]:
+    """Indices into HumanML3D's 263-d features that the official CrossDiff evaluator of ``part`` reads.
+    Layout: root (4) | ric joints 1-21 (63) | rot6d joints 1-21 (126) | velocities joints 0-21 (66) | contacts (4).
+    ``all``: the first 259; ``lower``: root + the lower joints' ric/rot/velocity (+ root velocity), 103;
+    ``upper``: the rest without the foot contacts, 156."""
+    if part == "all":
+        return list(range(259))
+    lower = list(range(4))
+    lower += [4 + (k - 1) * 3 + a for k in _OFFICIAL_LOWER for a in range(3)]
+    lower += [67 + (k - 1) * 6 + a for k in _OFFICIAL_LOWER for a in range(6)]
+    lower += [193 + k * 3 + a for k in (0, *_OFFICIAL_LOWER) for a in range(3)]
+    if part == "lower":
+        return sorted(lower)
+    if part == "upper":
+        return [i for i in range(259) if i not in set(lower)]
+    raise InputError(f"eval_part must be all, upper or lower; got {part!r}.")
+
+
+class OfficialT2MEvaluator(nn.Module):
+    """The official T2M evaluator's three modules (HumanML3D ``t2m``: ``dim_pose=263``, unit length 4);
+    ``eval_part`` (official CrossDiff ``t2m/<part>.tar``) sets which features the movement encoder reads."""
+
+    def __init__(self, dim_pose: int = 263, unit_length: int = 4, eval_part: str = "all") -> None:
         super().__init__()
         self.unit_length = unit_length
-        self.movement_encoder = MovementConvEncoder(dim_pose - 4, 512, 512)
+        self.eval_part = eval_part
+        index = list(range(dim_pose - 4)) if eval_part == "all" else official_part_feature_indices(eval_part)
+        self.register_buffer("feat_index", torch.tensor(index), persistent=False)
+        self.movement_encoder = MovementConvEncoder(len(index), 512, 512)
         self.text_encoder = TextEncoderBiGRUCo(300, len(POS_TAGS), 512, 512)
         self.motion_encoder = MotionEncoderBiGRUCo(512, 1024, 512)
 
     @torch.no_grad()
     def motion_embedding(self, features: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """``features [B, T, dim_pose]`` normalised with the evaluator's Mean/Std, ``length [B]`` frames."""
-        movements = self.movement_encoder(features[..., :-4])
+        movements = self.movement_encoder(features[..., self.feat_index.to(features.device)])
         steps = torch.div(length.to(features.device), self.unit_length, rounding_mode="floor")
         return self.motion_encoder(movements, steps.clamp(min=1, max=movements.shape[1]))
 
@@ -286,10 +313,10 @@ class OfficialT2MEvaluator(nn.Module):
 
 
 def load_official_t2m_evaluator(
-    path: str | Path, device: str | torch.device = "cpu", dim_pose: int = 263
+    path: str | Path, device: str | torch.device = "cpu", dim_pose: int = 263, eval_part: str = "all"
 ) -> OfficialT2MEvaluator:
-    """Load the official ``text_mot_match/model/finest.tar`` (state dicts under ``movement_encoder``,
-    ``text_encoder``, ``motion_encoder``) with ``weights_only=True``; eval mode."""
+    """Load the official ``text_mot_match/model/finest.tar`` (or CrossDiff's ``t2m/<eval_part>.tar``; state dicts
+    under ``movement_encoder``, ``text_encoder``, ``motion_encoder``) with ``weights_only=True``; eval mode."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"official T2M evaluator not found at '{path}' (expected "
@@ -301,7 +328,7 @@ def load_official_t2m_evaluator(
     missing = [k for k in ("movement_encoder", "text_encoder", "motion_encoder") if k not in ckpt]
     if missing:
         raise CheckpointError(f"'{path}' lacks {missing}; not a T2M text_mot_match checkpoint.")
-    model = OfficialT2MEvaluator(dim_pose)
+    model = OfficialT2MEvaluator(dim_pose, eval_part=eval_part)
     for name in ("movement_encoder", "text_encoder", "motion_encoder"):
         try:
             getattr(model, name).load_state_dict(ckpt[name])

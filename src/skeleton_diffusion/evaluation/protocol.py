@@ -264,9 +264,17 @@ def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
                                   augmentation=0, da_mirroring=0.0, da_rotations=0.0)
     if long_term:
         kwargs.update(if_long_term_test=True, long_term_factor=float(cfg.long_term_factor))
+        from ..data.datasets import DATASET_TYPES, AMASSDataset
+
+        if issubclass(DATASET_TYPES.get(str(cfg.dataset.get("dataset_type")), object), AMASSDataset):
+            # AMASSDataset applies long_term_factor itself (official): pass the 2 s horizon, not 2.5 x it (H16c)
+            kwargs["pred_length"] = int(cfg.task.prediction_horizon_sec * fps)
     if cfg.get("if_noisy_obs"):
         kwargs.update(if_noisy_obs=True, noise_level=float(cfg.noise_level), noise_std=float(cfg.noise_std))
     dataset = build_dataset(cfg.dataset, str(cfg.dataset_split), **kwargs)
+    if int(getattr(dataset, "pred_length", pred_length)) != pred_length:
+        raise ConfigError(f"dataset {cfg.dataset.dataset_name} gives {dataset.pred_length} future frames, expected "
+                          f"{pred_length} (prediction_horizon_sec x fps{' x long_term_factor' if long_term else ''})")
     shard: Any = dataset
     if world > 1:  # this process's block of windows (each window evaluated exactly once over all processes)
         from torch.utils.data import Subset

@@ -41,6 +41,7 @@ __all__ = [
     "resolve_checkpoint",
     "run_config_path",
     "load_state_strict",
+    "model_state",
     "list_checkpoints",
     "CheckpointSaver",
     "retention_from_config",
@@ -279,6 +280,16 @@ def load_state_strict(module: torch.nn.Module, state: Mapping[str, Any], source:
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{what} in '{source}' do not match its config: {str(exc).splitlines()[0]}") from exc
+
+
+def model_state(ckpt: Mapping[str, Any], source: str | os.PathLike, use_ema: bool = False) -> Mapping[str, Any]:
+    """The network weights of a training checkpoint: ``ckpt['model']`` (online), or with ``use_ema`` the EMA copy
+    (``ckpt['ema']`` entries under ``ema_model.``); a checkpoint without EMA weights raises :class:`CheckpointError`."""
+    if not use_ema:
+        return ckpt["model"]
+    if "ema" not in ckpt:
+        raise CheckpointError(f"'{source}' has no EMA weights; use the online weights (use_ema=False)")
+    return {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
 
 
 # ----------------------------------------------------------------------------------------------- handlers

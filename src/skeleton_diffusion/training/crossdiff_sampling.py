@@ -150,7 +150,7 @@ def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use
     from ..skeletons import get_skeleton
     from ..utils.device import resolve_device
     from ..utils.io import safe_torch_load
-    from .checkpoint import load_state_strict
+    from .checkpoint import load_state_strict, model_state
     from .crossdiff_trainer import build_crossdiff
     from .mdm_trainer import MDMSpec, build_text_encoder
 
@@ -163,12 +163,7 @@ def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use
     spec = MDMSpec(**ckpt["meta"]["mdm_spec"])
     skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
     model = build_crossdiff(cfg, spec, skeleton)
-    if use_ema:
-        if "ema" not in ckpt:
-            raise CheckpointError(f"'{path}' has no EMA weights; use the online weights (use_ema=False)")
-        state = {k[len("ema_model."):]: v for k, v in ckpt["ema"].items() if k.startswith("ema_model.")}
-    else:
-        state = ckpt["model"]
+    state = model_state(ckpt, path, use_ema)
     load_state_strict(model, state, path, "CrossDiff weights")
     text_encoder = build_text_encoder(cfg.condition)
     if "text_encoder" in ckpt:

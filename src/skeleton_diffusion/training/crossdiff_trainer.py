@@ -24,12 +24,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
 from ..utils.errors import CheckpointError, ConfigError
-from .launch import RunSetup, average_gradients, build_train_loader, launch, resume_run_and_summarise, select_device
-from .launch import lr_scheduler_from_config, setup_run
+from .launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
+from .launch import select_device
 from .crossdiff_sampling import is_crossdiff_checkpoint
-from .mdm_trainer import build_text_encoder, condition_cfg, spec_and_data
+from .mdm_trainer import build_text_encoder, condition_cfg, launch_motion_trainer, spec_and_data
 
-__all__ = ["CrossDiffusion", "build_crossdiff", "crossdiff_loss", "prepare_crossdiff_batch", "is_crossdiff_run",
+__all__ = ["CrossDiffusion", "build_crossdiff", "crossdiff_loss", "prepare_crossdiff_batch",
            "train", "main"]
 
 
@@ -254,31 +254,6 @@ def train(setup: RunSetup) -> dict[str, Any]:
                                     epoch_length=epoch_length, trained=model, final_saver=periodic)
 
 
-def _worker(local_rank: int, cfg: DictConfig, overrides: Optional[list[str]] = None) -> dict[str, Any]:
-    with open_dict(cfg):
-        if str(cfg.get("dataset_folder_log_path", "auto")) in ("auto", "None", "null") and cfg.get("dataset"):
-            cfg.dataset_folder_log_path = str(cfg.dataset.dataset_name)
-    condition_cfg(cfg)
-    return train(setup_run(cfg, overrides))
-
-
-def is_crossdiff_run(cfg: DictConfig) -> bool:
-    """True for ``model=crossdiff``, or when ``resume=`` points at a CrossDiff run (its saved config decides)."""
-    if str(cfg.model.get("method", "")) == "crossdiff":
-        return True
-    if cfg.get("resume") in (None, "", "null", "None") and not bool(cfg.get("if_resume_training", False)):
-        return False
-    from .run_dir import resolve_resume
-
-    spec = resolve_resume(cfg.get("resume"), if_resume_training=bool(cfg.get("if_resume_training", False)),
-                          output_log_path=cfg.get("output_log_path"), load_path=cfg.get("load_path"))
-    saved = spec.config if spec is not None else None
-    return saved is not None and str(OmegaConf.select(saved, "model.method", default="")) == "crossdiff"
-
-
 def main(cfg: DictConfig, overrides: Optional[list[str]] = None) -> dict[str, Any]:
     """Entry point for ``train_diffusion.py model=crossdiff`` / ``experiment=crossdiff_pre|crossdiff_finetune``."""
-    result = launch(_worker, cfg, overrides)
-    if result and result.get("run_dir"):
-        print(f"\nCrossDiff run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
-    return result
+    return launch_motion_trainer(train, cfg, overrides, "CrossDiff")

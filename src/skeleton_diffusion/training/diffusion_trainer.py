@@ -233,15 +233,14 @@ def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
 
     ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's).
     ``model=mdm`` (``model.method == 'mdm'``) trains MDM in motion space (:mod:`.mdm_trainer`)."""
-    from .mdm_trainer import is_mdm_run
+    from .run_dir import run_method
 
-    if is_mdm_run(cfg):
+    method = run_method(cfg)
+    if method == "mdm":
         from .mdm_trainer import main as mdm_main
 
         return mdm_main(cfg, overrides)
-    from .crossdiff_trainer import is_crossdiff_run  # model=crossdiff (H19)
-
-    if is_crossdiff_run(cfg):
+    if method == "crossdiff":
         from .crossdiff_trainer import main as crossdiff_main
 
         return crossdiff_main(cfg, overrides)

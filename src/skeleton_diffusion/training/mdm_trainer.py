@@ -282,31 +282,25 @@ def _past_validation(cfg: DictConfig, spec: MDMSpec, skeleton: Any, diffusion: n
     return validate, best
 
 
-def _worker(local_rank: int, cfg: DictConfig, overrides: Optional[list[str]] = None) -> dict[str, Any]:
+def _motion_worker(local_rank: int, cfg: DictConfig, train_fn: Any,
+                   overrides: Optional[list[str]] = None) -> dict[str, Any]:
     with open_dict(cfg):
         if str(cfg.get("dataset_folder_log_path", "auto")) in ("auto", "None", "null") and cfg.get("dataset"):
             cfg.dataset_folder_log_path = str(cfg.dataset.dataset_name)
     condition_cfg(cfg)
-    return train(setup_run(cfg, overrides))
+    return train_fn(setup_run(cfg, overrides))
 
 
-def is_mdm_run(cfg: DictConfig) -> bool:
-    """True for ``model=mdm``, or when ``resume=`` points at an MDM run (its saved config decides)."""
-    if str(cfg.model.get("method", "")) == "mdm":
-        return True
-    if cfg.get("resume") in (None, "", "null", "None") and not bool(cfg.get("if_resume_training", False)):
-        return False
-    from .run_dir import resolve_resume
-
-    spec = resolve_resume(cfg.get("resume"), if_resume_training=bool(cfg.get("if_resume_training", False)),
-                          output_log_path=cfg.get("output_log_path"), load_path=cfg.get("load_path"))
-    saved = spec.config if spec is not None else None
-    return saved is not None and str(OmegaConf.select(saved, "model.method", default="")) == "mdm"
+def launch_motion_trainer(train_fn: Any, cfg: DictConfig, overrides: Optional[list[str]], label: str) -> dict[str, Any]:
+    """Run a motion-space method's ``train_fn(RunSetup)`` (MDM, CrossDiff) through the shared :func:`launch`
+    (single process, ``nproc_per_node`` spawn or torchrun): run folder named after the dataset, condition config
+    resolved; prints where the run is."""
+    result = launch(_motion_worker, cfg, train_fn, overrides)
+    if result and result.get("run_dir"):
+        print(f"\n{label} run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
+    return result
 
 
 def main(cfg: DictConfig, overrides: Optional[list[str]] = None) -> dict[str, Any]:
     """Entry point for ``train_diffusion.py model=mdm``."""
-    result = launch(_worker, cfg, overrides)
-    if result and result.get("run_dir"):
-        print(f"\nMDM run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
-    return result
+    return launch_motion_trainer(train, cfg, overrides, "MDM")

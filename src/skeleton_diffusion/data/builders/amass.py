@@ -350,7 +350,7 @@ def build_amass(
                 f"No extracted AMASS archives under '{zarr_root}'. Run "
                 "`python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip` first."
             )
-        write_processed(out_path, positions)
+        write_processed(out_path, positions, skeleton="amass-mano" if include_hands else "amass")
         with atomic_write(processed_dir / "clip_sources.json", "w") as fh:
             json.dump({d: {str(k): v for k, v in m.items()} for d, m in sources.items()}, fh, indent=0)
 

@@ -481,7 +481,7 @@ def build_bvh_dataset(
             summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
                                           f"{processed_dir / 'segments_test.csv'}")
             return summary
-        write_processed(out_path, positions)
+        write_processed(out_path, positions, skeleton="amass")
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
     for split, clips_of in positions.items():

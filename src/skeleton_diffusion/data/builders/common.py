@@ -78,15 +78,23 @@ class BuildSummary:
 
 
 # --------------------------------------------------------------------------------------------- processed files
-def write_processed(path: str | Path, positions_3d: Mapping[Any, Any]) -> Path:
-    """Write ``positions_3d`` as ``data_3d_*.npz`` (single pickled-dict key ``positions_3d``), atomically."""
+def write_processed(path: str | Path, positions_3d: Mapping[Any, Any], skeleton: str | None = None) -> Path:
+    """Write ``positions_3d`` as ``data_3d_*.npz`` (single pickled-dict key ``positions_3d``), atomically.
+
+    ``skeleton`` (a built-in skeleton name): its joint names are stored beside the data (``joint_names``; official
+    loaders ignore the extra key), so the file carries its joint order."""
     path = Path(path)
     try:
         from ..processed import save_processed  # the data layer's writer (validates the layout)
     except ImportError:  # pragma: no cover - only while the data layer is incomplete
         save_processed = None
     if save_processed is not None:
-        save_processed(path, dict(positions_3d))
+        joint_names = None
+        if skeleton is not None:
+            from ...skeletons import get_skeleton
+
+            joint_names = list(get_skeleton(skeleton).joint_names)
+        save_processed(path, dict(positions_3d), joint_names=joint_names)
     else:  # pragma: no cover
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, positions_3d=dict(positions_3d))

@@ -157,7 +157,7 @@ def build_freeman(
                         log.warning("%s has no action label in seq_actions_labels.txt", seq)
             except DataFormatError as exc:
                 raise DataFormatError(f"{path}: {exc}") from exc
-        write_processed(out_path, positions)
+        write_processed(out_path, positions, skeleton="freeman")
     summary.clips_written = len(positions)
     summary.frames = sum(len(a) for a in positions.values())
 

@@ -131,7 +131,7 @@ def build_h36m(
                     summary.skip(f"{subject}/{f.name}", "corrupted recording (skipped as in the official script)")
                     continue
                 positions[subject][normalize_h36m_action(f.stem)] = convert_positions(read_cdf_positions(f))
-        write_processed(out_path, positions)
+        write_processed(out_path, positions, skeleton="h36m")
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
 

@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...skeletons import get_skeleton
 from ...utils.io import atomic_path, atomic_write
 from ..mean_motion import write_mean_motion
 from ..mmgt import compute_mmgt, compute_mmgt_apd, mmgt_summary, write_mmapd_csv, write_mmgt
@@ -419,7 +420,7 @@ def build_synthetic_dataset(
             frame_labels[f"{split}/{name}"] = np.array([PRIMITIVES.index(x) for x in labels], dtype=np.int8)
             rows[split].extend(_windows(name, n_frames, labels, cfg))
     out.mkdir(parents=True, exist_ok=True)
-    save_processed(npz_path, positions, num_joints=NUM_JOINTS)
+    save_processed(npz_path, positions, num_joints=NUM_JOINTS, joint_names=list(get_skeleton("amass").joint_names))
     with atomic_path(out / FRAME_LABELS_FILE) as tmp:  # per-frame primitive labels (captions, action labels)
         np.savez_compressed(tmp, **frame_labels)
     write_named_segments(out / "segments_valid.csv", rows["valid"])

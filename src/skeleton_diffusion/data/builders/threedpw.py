@@ -123,7 +123,7 @@ def build_3dpw(
                         )
                 except (KeyError, IndexError) as exc:
                     raise DataFormatError(f"{pkl}: missing field {exc} (expected genders, poses_60Hz, trans_60Hz, betas)") from exc
-        write_processed(out_path, positions)
+        write_processed(out_path, positions, skeleton="amass")
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
     merged = {k: v for split in positions.values() for k, v in split.items()}
