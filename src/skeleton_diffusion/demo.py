@@ -132,20 +132,11 @@ def motion_summary(pred_npz: Path, gt_future: Path | None = None) -> dict[str, f
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="output/demo", help="demo folder (relative to the repository root)")
-    parser.add_argument("--write-example-obs", metavar="NPY", default=None,
-                        help="only write one observation of the synthetic test split ([30, 22, 3] metres) and exit")
-    args = parser.parse_args(argv)
-    if args.write_example_obs:
-        print(f"example observation -> {write_example_observation(Path(args.write_example_obs))}")
-        return 0
+def run_commands(cmds: list[list[str]]) -> int:
+    """Run ``cmds`` one after the other from the repository root, each as its own process, printing each command
+    and its duration; stops at the first failure and returns its exit status (0 when all succeed)."""
     os.chdir(REPO_ROOT)
     env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", "ignore"), MPLBACKEND="Agg")
-    out = Path(args.out)
-    t0 = time.time()
-    cmds = demo_commands(args.out)
     for i, cmd in enumerate(cmds):
         shown = " ".join(shlex.quote(c) for c in ["python", *cmd[1:]])
         print(f"\n[{i + 1}/{len(cmds)}] {shown}", flush=True)
@@ -155,6 +146,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ndemo step failed (exit {rc}): {shown}", file=sys.stderr)
             return rc
         print(f"  done in {time.time() - step:.0f} s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="output/demo", help="demo folder (relative to the repository root)")
+    parser.add_argument("--write-example-obs", metavar="NPY", default=None,
+                        help="only write one observation of the synthetic test split ([30, 22, 3] metres) and exit")
+    args = parser.parse_args(argv)
+    if args.write_example_obs:
+        print(f"example observation -> {write_example_observation(Path(args.write_example_obs))}")
+        return 0
+    out = Path(args.out)
+    t0 = time.time()
+    rc = run_commands(demo_commands(args.out))
+    if rc != 0:
+        return rc
     gif_gt = write_comparison_gif(out / "pred.npz", out / "obs_gt_future.npy", out / "pred_vs_gt.gif")
     m = motion_summary(out / "pred.npz", out / "obs_gt_future.npy")
     print(f"\nThe example: observed joints move at {m['obs_speed']:.0f} cm/s (hip-relative), the ground-truth "

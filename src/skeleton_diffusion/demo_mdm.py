@@ -9,14 +9,11 @@ Runs these commands (each as its own process; ``resume=auto`` reuses finished ru
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .demo import run_commands
 
 
 def demo_commands(out: str) -> list[list[str]]:
@@ -64,19 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_example_motion:
         print(f"example motion -> {write_example_motion(Path(args.write_example_motion))}")
         return 0
-    os.chdir(REPO_ROOT)
-    env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", "ignore"), MPLBACKEND="Agg")
     t0 = time.time()
-    cmds = demo_commands(args.out)
-    for i, cmd in enumerate(cmds):
-        shown = " ".join(shlex.quote(c) for c in ["python", *cmd[1:]])
-        print(f"\n[{i + 1}/{len(cmds)}] {shown}", flush=True)
-        step = time.time()
-        rc = subprocess.run(cmd, env=env).returncode
-        if rc != 0:
-            print(f"\ndemo step failed (exit {rc}): {shown}", file=sys.stderr)
-            return rc
-        print(f"  done in {time.time() - step:.0f} s", flush=True)
+    rc = run_commands(demo_commands(args.out))
+    if rc != 0:
+        return rc
     out = args.out
     print(f"\nMDM demo finished in {time.time() - t0:.0f} s. Everything is in {out}/:")
     print(f"  MDM (condition=past) run   {out}/mdm_past   results {out}/eval/results.md")

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ...diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
 from ...utils.errors import ConfigError
+from .csdi import CSDIDenoiser
 from .denoiser import GraphDenoiser
 from .features import COND_PER_FRAME, condition_features, from_nodes, to_nodes
 from .supervised import ResidualMLPLifter
@@ -201,13 +202,17 @@ def build_lifter(method: str, *, node_edges: Sequence[tuple[int, int]], num_join
                  skeleton_covariance_type: str = "anisotropic", mode: str = "standalone",
                  prior: Optional[dict[str, Any]] = None, denoiser: Optional[dict[str, Any]] = None,
                  diffusion: Optional[dict[str, Any]] = None, start_t: int = 24, test_steps: int = 2,
-                 reg_bone_time: float = 0.0, reg_symmetry: float = 0.0, prior_loss_weight: float = 1.0
-                 ) -> DiffusionLifter:
+                 reg_bone_time: float = 0.0, reg_symmetry: float = 0.0, prior_loss_weight: float = 1.0,
+                 denoiser_type: str = "graph") -> DiffusionLifter:
     """Build a :class:`DiffusionLifter` from config values (``configs/method/*.yaml``, key ``model.lifter``).
 
     ``diffusion``: ``timesteps``, ``beta_schedule`` (a core schedule name, or ``linear_range`` with
     ``beta_start``/``beta_end``), and any :class:`~skeleton_diffusion.diffusion.NonisotropicGaussianDiffusion`
-    keyword (``diffusion_objective``, ``loss_weighting``, ``mahalanobis_loss``, ...)."""
+    keyword (``diffusion_objective``, ``loss_weighting``, ``mahalanobis_loss``, ...). ``denoiser_type``:
+    ``graph`` (:class:`GraphDenoiser`, frames folded into node features) | ``csdi`` (:class:`CSDIDenoiser`,
+    temporal + joint attention); ``denoiser`` holds that class's keyword arguments."""
+    if denoiser_type not in ("graph", "csdi"):
+        raise ConfigError(f"model.lifter.denoiser_type must be 'graph' or 'csdi', got {denoiser_type!r}")
     n = int(num_joints) - 1
     use_prior = method in ("supervised", "diffpose") or mode == "refiner"
     prior_net = ResidualMLPLifter(n, frames, COND_PER_FRAME, **dict(prior or {})) if use_prior else None
@@ -219,7 +224,11 @@ def build_lifter(method: str, *, node_edges: Sequence[tuple[int, int]], num_join
         b0, b1 = float(dk.pop("beta_start", 1e-4)), float(dk.pop("beta_end", 1e-3))
         betas = linear_betas(timesteps, b0, b1) if schedule == "linear_range" else schedule
         cond_dim = frames * COND_PER_FRAME + (frames * 3 if (method == "diffhpe" and mode == "refiner") else 0)
-        net = GraphDenoiser(n, node_edges, frames * 3, cond_dim, **dict(denoiser or {}))
+        if denoiser_type == "csdi":
+            splits = (COND_PER_FRAME, 3) if (method == "diffhpe" and mode == "refiner") else (COND_PER_FRAME,)
+            net = CSDIDenoiser(n, frames, splits, node_edges=node_edges, **dict(denoiser or {}))
+        else:
+            net = GraphDenoiser(n, node_edges, frames * 3, cond_dim, **dict(denoiser or {}))
         std = None if joint_noise_std is None else torch.as_tensor(list(joint_noise_std), dtype=torch.float32)[1:]
         sigma, lam, u, cov_type = noise_covariance(noise, node_edges, n, std, skeleton_covariance_type)
         dk.setdefault("diffusion_objective", "pred_noise" if method == "diffpose" else "pred_x0")
