@@ -96,7 +96,8 @@ class CSDIDenoiser(nn.Module):
         self.hidden, self.step_dim = int(hidden), int(step_emb)
         cpf = sum(self.cond_splits)
         self.inp = _linear(3 + cpf, hidden)
-        self.step_mlp = nn.Sequential(nn.Linear(step_emb, step_emb), nn.SiLU(), nn.Linear(step_emb, step_emb), nn.SiLU())
+        self.step_mlp = nn.Sequential(nn.Linear(step_emb, step_emb), nn.SiLU(),
+                                      nn.Linear(step_emb, step_emb), nn.SiLU())
         self.register_buffer("frame_pe", _frame_embedding(self.frames, int(frame_emb)), persistent=False)
         self.joint_emb = nn.Embedding(self.channels, int(joint_emb))
         side_dim = int(frame_emb) + int(joint_emb) + cpf
