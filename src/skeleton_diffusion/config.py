@@ -84,3 +84,24 @@ def load_config(path: str | Path, what: str = "config") -> DictConfig:
         raise ConfigError(f"'{path}' holds a YAML {type(cfg).__name__.removesuffix('Config').lower()}, not a "
                           f"mapping; {expected}")
     return cfg
+
+
+def compose_cli_config(config_name: str, overrides: "list[str] | tuple[str, ...]", keys_hint: str | None = None) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` with command-line ``key=value`` overrides, for the non-Hydra-main
+    CLIs (``predict``, ``edit``, the generation evaluator); a bad override raises
+    :class:`~skeleton_diffusion.utils.errors.ConfigError` naming where the valid keys are (``keys_hint``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from .utils.errors import ConfigError
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name, overrides=list(overrides))
+    except HydraException as exc:
+        hint = keys_hint or f"the keys of configs/{config_name}.yaml"
+        raise ConfigError(f"bad argument: {exc}. Options are {hint} (key=value)") from exc
+

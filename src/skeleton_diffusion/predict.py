@@ -189,20 +189,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``configs/predict.yaml`` with Hydra command-line overrides (``key=value``)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
+    from .config import compose_cli_config
 
-    from .config import CONFIG_DIR
-
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            return compose("predict", overrides=list(overrides))
-    except HydraException as exc:
-        raise ConfigError(f"bad argument: {exc}. Options are the keys of configs/predict.yaml "
-                          "(key=value)") from exc
+    return compose_cli_config("predict", list(overrides))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:

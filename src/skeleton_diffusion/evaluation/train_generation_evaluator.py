@@ -158,22 +158,12 @@ def train_evaluator(cfg: DictConfig, *, progress: bool = True) -> tuple[Generati
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``configs/eval.yaml`` with ``task=generation`` and command-line overrides."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
+    from ..config import compose_cli_config
 
-    from ..config import CONFIG_DIR
-
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
     overrides = list(overrides)
     if not any(o.startswith("task=") for o in overrides):
         overrides.insert(0, "task=generation")
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            return compose("eval", overrides=overrides)
-    except HydraException as exc:
-        raise ConfigError(f"bad argument: {exc}. Keys: configs/eval.yaml and configs/task/generation.yaml") from exc
+    return compose_cli_config("eval", overrides, "the keys of configs/eval.yaml and configs/task/generation.yaml")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
