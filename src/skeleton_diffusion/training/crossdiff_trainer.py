@@ -27,7 +27,7 @@ from ..utils.errors import CheckpointError, ConfigError
 from .launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
 from .launch import select_device
 from .crossdiff_sampling import is_crossdiff_checkpoint
-from .mdm_trainer import build_text_encoder, condition_cfg, launch_motion_trainer, spec_and_data
+from .mdm_trainer import build_text_encoder, checkpoint_objects, condition_cfg, launch_motion_trainer, spec_and_data
 
 __all__ = ["CrossDiffusion", "build_crossdiff", "crossdiff_loss", "prepare_crossdiff_batch",
            "train", "main"]
@@ -164,7 +164,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ModelEMA
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState, seed_everything, set_determinism
+    from .rng import seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
@@ -229,14 +229,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
         return out
 
     trainer = Engine(train_step)
-    objects: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer,
-                               "random_states": RNGState(), "sampler": sampler}
-    if "text_encoder" in trainable:
-        objects["text_encoder"] = text_encoder
-    if ema is not None:
-        objects["ema"] = ema
-    if lr_scheduler is not None:
-        objects["lr_scheduler"] = lr_scheduler
+    objects = checkpoint_objects(model, optimizer, trainer, sampler,
+                                 text_encoder=text_encoder if "text_encoder" in trainable else None,
+                                 ema=ema, lr_scheduler=lr_scheduler)
     meta = make_meta("diffusion", skeleton.name, method="crossdiff", dataset=str(cfg.dataset.dataset_name),
                      pose_box_size=spec.pose_box_size, obs_length=0, pred_length=spec.num_frames,
                      mdm_spec=dict(spec.__dict__), crossdiff_stage=str(m.get("stage", "pretrain")),

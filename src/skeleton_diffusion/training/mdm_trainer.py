@@ -163,7 +163,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ModelEMA
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState, seed_everything, set_determinism
+    from .rng import seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
@@ -218,14 +218,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
         return {k: v.detach() for k, v in terms.items()}
 
     trainer = Engine(train_step)
-    objects: dict[str, Any] = {"model": diffusion, "optimizer": optimizer, "trainer": trainer,
-                               "random_states": RNGState(), "sampler": sampler}
-    if "text_encoder" in trainable:
-        objects["text_encoder"] = text_encoder
-    if ema is not None:
-        objects["ema"] = ema
-    if lr_scheduler is not None:
-        objects["lr_scheduler"] = lr_scheduler
+    objects = checkpoint_objects(diffusion, optimizer, trainer, sampler,
+                                 text_encoder=text_encoder if "text_encoder" in trainable else None,
+                                 ema=ema, lr_scheduler=lr_scheduler)
     meta = make_meta("diffusion", skeleton.name, method="mdm", dataset=str(cfg.dataset.dataset_name),
                      pose_box_size=spec.pose_box_size, obs_length=spec.obs_length, pred_length=spec.num_frames,
                      mdm_spec=dict(spec.__dict__), config=OmegaConf.to_container(cfg, resolve=True))
@@ -280,6 +275,21 @@ def _past_validation(cfg: DictConfig, spec: MDMSpec, skeleton: Any, diffusion: n
     best = CheckpointSaver(run.checkpoints, objects, meta, n_saved=int(m.get("keep_best_n", 3)),
                            score_fn=lambda e: -e.state.metrics["val_ADE"], score_name="val_ade", update_last=False)
     return validate, best
+
+
+def checkpoint_objects(model: nn.Module, optimizer: Any, trainer: Any, sampler: Any, *,
+                       text_encoder: Optional[nn.Module] = None, ema: Any = None,
+                       lr_scheduler: Any = None) -> dict[str, Any]:
+    """What a motion-space run (MDM, CrossDiff) checkpoints and restores on resume: model, optimiser, engine, RNG
+    states and sampler position, plus the trained text encoder, EMA and LR scheduler when present."""
+    from .rng import RNGState
+
+    objects: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer,
+                               "random_states": RNGState(), "sampler": sampler}
+    for name, obj in (("text_encoder", text_encoder), ("ema", ema), ("lr_scheduler", lr_scheduler)):
+        if obj is not None:
+            objects[name] = obj
+    return objects
 
 
 def _motion_worker(local_rank: int, cfg: DictConfig, train_fn: Any,
