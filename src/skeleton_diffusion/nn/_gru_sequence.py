@@ -21,6 +21,8 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor
 
+from skeleton_diffusion.nn import cpu_kernels
+
 
 def _gate_math(xt: Tensor, hm: Tensor, h_prev: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Elementwise GRU update (the part ``torch.compile`` can fuse): returns ``(r|z, n, h_new)``."""
@@ -177,14 +179,23 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
         out_proj = out_proj.contiguous()
     states = h0.new_empty(steps, n, bsz, hs) if keep_outputs else None
     ring = None if keep_outputs else (h0.new_empty(n, bsz, hs), h0.new_empty(n, bsz, hs))
-    h = h0
+    fast = cpu_kernels.fast_path_enabled(h0)  # oneDNN products and the sigmoid-based tanh (nn/cpu_kernels.py)
+    h = h0.contiguous() if fast else h0
+    w_nodes = w_hh_t.transpose(1, 2).contiguous() if fast else None  # [N, 3H, H]
     for t in range(steps):
         g = gseq[t]
-        torch.baddbmm(pc if const else pc[:, t], h, w_hh_t, out=y)
+        if fast:
+            cpu_kernels.node_linear(h, w_nodes, add=pc if const else pc[:, t], out=y)
+        else:
+            torch.baddbmm(pc if const else pc[:, t], h, w_hh_t, out=y)
         torch.mm(g, y.view(n, -1), out=m.view(n, -1))
         torch.mm(g, (pn if const else pn[t]).view(n, -1), out=xn.view(n, -1))
         rz = m[..., : 2 * hs].sigmoid_()
-        xn.addcmul_(rz[..., :hs], m[..., 2 * hs:]).tanh_()
+        xn.addcmul_(rz[..., :hs], m[..., 2 * hs:])
+        if fast:
+            cpu_kernels.tanh_(xn)
+        else:
+            xn.tanh_()
         h_new = states[t] if states is not None else ring[t % 2]  # type: ignore[index]
         torch.lerp(xn, h, rz[..., hs:], out=h_new)
         h = h_new

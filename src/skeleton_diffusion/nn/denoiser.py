@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from skeleton_diffusion.nn import cpu_kernels, denoiser_fast
 from skeleton_diffusion.nn.graph_layers import StaticGraphLinear
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
@@ -291,6 +292,16 @@ class Denoiser(nn.Module):
         self.final_res_block = ResnetBlock(size * 2, size, **rb)
         self.final_glin = StaticGraphLinear(size, final_out, bias=True, **gl)
 
+    def _fast_cpu_ok(self, x: Tensor) -> bool:
+        """Whether :mod:`~skeleton_diffusion.nn.denoiser_fast` computes this call (no grad, CPU float32 input and
+        weights, paper configuration)."""
+        if not cpu_kernels.fast_path_enabled(x) or self.init_lin.weight.dtype != torch.float32:
+            return False
+        ok = self.__dict__.get("_fast_supported")
+        if ok is None:
+            ok = self.__dict__["_fast_supported"] = denoiser_fast.supports(self)
+        return ok
+
     def forward(self, x: Tensor, time: Tensor, x_self_cond: Optional[Tensor] = None,
                 x_cond: Optional[Tensor] = None) -> Tensor:
         """Predict x̂₀.
@@ -308,15 +319,18 @@ class Denoiser(nn.Module):
             raise InputError(f"Denoiser expected x [B, {self.num_nodes}, {self.dim}], got {tuple(x.shape)}")
         if time.ndim != 1 or time.shape[0] != x.shape[0]:
             raise InputError(f"Denoiser expected time [B={x.shape[0]}], got {tuple(time.shape)}")
-        if self.self_condition:
-            x = torch.cat((torch.zeros_like(x) if x_self_cond is None else x_self_cond, x), dim=-1)
         if self.cond_dim > 0:
             if x_cond is None or x_cond.shape != (x.shape[0], self.num_nodes, self.cond_dim):
                 got = None if x_cond is None else tuple(x_cond.shape)
                 raise InputError(f"Denoiser expected x_cond [B, {self.num_nodes}, {self.cond_dim}], got {got}")
-            x = torch.cat((x_cond, x), dim=-1)
         elif x_cond is not None:
             raise InputError("Denoiser was built with cond_dim=0 but x_cond was given")
+        if self._fast_cpu_ok(x):  # no-grad CPU float32: node-major oneDNN path, same function (nn/denoiser_fast.py)
+            return denoiser_fast.forward(self, x, time, x_cond, x_self_cond)
+        if self.self_condition:
+            x = torch.cat((torch.zeros_like(x) if x_self_cond is None else x_self_cond, x), dim=-1)
+        if self.cond_dim > 0:
+            x = torch.cat((x_cond, x), dim=-1)
         x = self.init_lin(x)
         r = x
         index = None

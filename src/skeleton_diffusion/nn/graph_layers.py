@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from skeleton_diffusion.nn._gru_sequence import (
     compiled_gates,
@@ -42,6 +43,18 @@ __all__ = [
     "GraphGRUState",
     "as_node_types",
 ]
+
+
+#: optimiser steps taken in this process (any ``torch.optim`` optimiser); part of the key of the no-grad weight
+#: caches, because ``Adam/AdamW(fused=True).step()`` updates parameters without bumping their version counter
+OPTIMIZER_STEPS = [0]
+
+
+def _count_optimizer_step(optimizer, args, kwargs) -> None:  # noqa: ANN001 (torch hook signature)
+    OPTIMIZER_STEPS[0] += 1
+
+
+register_optimizer_step_post_hook(_count_optimizer_step)
 
 GraphGRUState = Tuple[Optional[Tensor], Optional[Tensor]]
 """``(h [B, N, H] or None, g [N, N] or None)``; None means 'initial' (zeros / normalised G)."""
@@ -457,10 +470,12 @@ class _StaticGraphRecurrentCell(nn.Module):
 
     def inference_node_parameters(self) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """:meth:`node_parameters` for the no-grad paths: gathered once, contiguous, and cached until a parameter
-        changes (keyed on storage and in-place version, so optimiser steps, ``load_state_dict`` and ``.to()`` all
-        refresh it). A frozen autoencoder thus gathers its weights once per training run, not once per call."""
+        changes (keyed on storage, in-place version and :data:`OPTIMIZER_STEPS`, so optimiser steps -- including
+        fused ones, which do not bump the version counter -- ``load_state_dict`` and ``.to()`` all refresh it). A
+        frozen autoencoder thus gathers its weights once per training run, not once per call."""
         params = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.node_type_index)
-        key = tuple(None if p is None else (p.data_ptr(), p._version, p.dtype) for p in params)
+        key = (OPTIMIZER_STEPS[0],) + tuple(None if p is None else (p.data_ptr(), p._version, p.dtype)
+                                            for p in params)
         cache = self.__dict__.get("_inference_cache")
         if cache is None or cache[0] != key:
             with torch.no_grad():
