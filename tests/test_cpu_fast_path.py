@@ -13,7 +13,7 @@ from skeleton_diffusion.nn.denoiser import Denoiser
 
 needs_onednn = pytest.mark.skipif(not cpu_kernels.onednn_linear_available(),
                                   reason="this PyTorch build has no usable oneDNN linear")
-TYPES = [0, 0, 1, 2, 2, 3]
+TYPES = [2, 0, 1, 0, 2, 3]  # unsorted: the fast paths reorder nodes by type
 
 
 def _denoiser(**kw) -> Denoiser:
@@ -105,14 +105,51 @@ def test_denoiser_dispatches_to_the_fast_path_only_without_grad(monkeypatch) -> 
         den(x, t, x_cond=cond)
     assert calls == [1]
     monkeypatch.delenv("SKELETON_DIFFUSION_FAST_CPU")
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # low-precision sampling: generic path
-        den(x, t, x_cond=cond)
-    assert calls == [1]
     layer_norm = _denoiser(norm_type="layer")
     assert not denoiser_fast.supports(layer_norm)
     with torch.no_grad():
         layer_norm(x, t, x_cond=cond)
     assert calls == [1]
+
+
+@needs_onednn
+def test_bfloat16_sampling_takes_the_fast_path_in_bfloat16(monkeypatch) -> None:
+    """Under the CPU bfloat16 autocast of ``sampling_precision=bf16`` the node-major path runs in bfloat16 and
+    lands as close to float32 as the generic autocast path does."""
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        if cpu_kernels.fast_path_dtype(torch.zeros(1)) != torch.bfloat16:
+            pytest.skip("oneDNN bfloat16 products unavailable in this build")
+    den = _denoiser()
+    x, t, cond = _inputs(den, b=64)
+    dtypes: list = []
+    orig = denoiser_fast.forward
+    monkeypatch.setattr(denoiser_fast, "forward", lambda *a, **k: dtypes.append(k.get("dtype")) or orig(*a, **k))
+    with torch.no_grad():
+        exact = den(x, t, x_cond=cond)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast_bf16 = den(x, t, x_cond=cond)
+    monkeypatch.setenv("SKELETON_DIFFUSION_FAST_CPU", "0")
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        generic_bf16 = den(x, t, x_cond=cond).float()
+    assert dtypes == [torch.float32, torch.bfloat16]
+    assert fast_bf16.dtype == torch.float32
+    err_fast = float((fast_bf16 - exact).abs().max())
+    err_generic = float((generic_bf16 - exact).abs().max())
+    scale = float(exact.abs().max())
+    assert 0 < err_fast < 0.05 * scale  # bfloat16: not exact, but close
+    assert err_fast < 3 * err_generic + 1e-6
+
+
+def test_onednn_probes_survive_being_first_called_under_autocast(monkeypatch) -> None:
+    monkeypatch.setattr(cpu_kernels, "_ONEDNN", None)
+    monkeypatch.setattr(cpu_kernels, "_ONEDNN_BF16", None)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fp32 = cpu_kernels.onednn_linear_available()
+        bf16 = cpu_kernels._onednn_bf16_available()
+    monkeypatch.setattr(cpu_kernels, "_ONEDNN", None)
+    monkeypatch.setattr(cpu_kernels, "_ONEDNN_BF16", None)
+    assert (fp32, bf16) == (cpu_kernels.onednn_linear_available(), cpu_kernels._onednn_bf16_available())
+    assert fp32 == torch.backends.mkldnn.is_available()  # every PyTorch CPU wheel ships oneDNN
 
 
 @needs_onednn
@@ -165,3 +202,32 @@ def test_no_grad_weight_cache_follows_optimizer_steps(fused) -> None:
             fresh = copy.deepcopy(ae).decode(past, z, ph=7)  # a copy has no cache
         assert not torch.allclose(before, cached)
         torch.testing.assert_close(cached, fresh, rtol=1e-6, atol=1e-7)
+
+
+def test_type_groups_order_and_inverse() -> None:
+    groups = cpu_kernels.TypeGroups(TYPES, len(TYPES))
+    assert [TYPES[i] for i in groups.perm.tolist()] == sorted(TYPES)
+    assert groups.groups == [(0, 2, 0), (2, 3, 1), (3, 5, 2), (5, 6, 3)]
+    x = torch.randn(6, 4, 3)
+    torch.testing.assert_close(groups.restore(groups.permute(x)), x, rtol=0, atol=0)
+    g = torch.randn(6, 6)
+    y = torch.randn(6, 4 * 3)
+    # mixing in the grouped order = grouped view of the original mixing
+    torch.testing.assert_close(groups.mixing(g) @ groups.permute(y), groups.permute(g @ y), rtol=1e-6, atol=1e-6)
+    shared = cpu_kernels.TypeGroups(None, 6)
+    assert shared.identity and shared.groups == [(0, 6, 0)]
+
+
+@needs_onednn
+def test_grouped_linear_equals_per_node_products() -> None:
+    groups = cpu_kernels.TypeGroups(TYPES, len(TYPES))
+    gen = torch.Generator().manual_seed(0)
+    w_type = torch.randn(4, 5, 3, generator=gen)
+    b_type = torch.randn(4, 5, generator=gen)
+    x = torch.randn(6, 7, 3, generator=gen)
+    add = torch.randn(6, 7, 5, generator=gen)
+    want = torch.einsum("nri,noi->nro", x, w_type[TYPES]) + b_type[TYPES][:, None] + add
+    xg = groups.permute(x)
+    got = cpu_kernels.grouped_linear(xg, groups, [w_type[t] for _, _, t in groups.groups],
+                                     [b_type[t] for _, _, t in groups.groups], add=groups.permute(add))
+    torch.testing.assert_close(groups.restore(got), want, rtol=1e-5, atol=1e-5)

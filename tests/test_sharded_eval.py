@@ -64,15 +64,26 @@ def test_row_generators_tie_noise_to_the_window() -> None:
         white_noise((5, 5, 2), ref, RowGenerators.for_windows(7, [1], 4))
 
 
-def test_low_precision_sampling_uses_autocast_and_stays_close() -> None:
+@pytest.mark.parametrize("fast_cpu", [False, True])
+def test_low_precision_sampling_uses_autocast_and_stays_close(fast_cpu, monkeypatch) -> None:
+    """bf16 sampling runs the network in bfloat16 (generic path: autocast; CPU fast path: its bfloat16 forward)."""
     from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
+    from skeleton_diffusion.nn import cpu_kernels, denoiser_fast
     from skeleton_diffusion.nn.denoiser import Denoiser
 
+    if fast_cpu and not cpu_kernels.onednn_linear_available():
+        pytest.skip("no oneDNN linear in this PyTorch build")
+    monkeypatch.setenv("SKELETON_DIFFUSION_FAST_CPU", "1" if fast_cpu else "0")
     torch.manual_seed(0)
     den = Denoiser(dim=8, cond_dim=8, num_nodes=4, node_types=[0, 0, 1, 2], depth=1, attn_heads=2,
                    attn_dim_head=8)
     seen: list[torch.dtype] = []
-    den.init_lin.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    if fast_cpu:
+        orig = denoiser_fast.forward
+        monkeypatch.setattr(denoiser_fast, "forward",
+                            lambda *a, **k: seen.append(k.get("dtype", torch.float32)) or orig(*a, **k))
+    else:
+        den.init_lin.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     adj = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]], dtype=torch.float64)
     diff = NonisotropicGaussianDiffusion(*get_cov_from_corr(adj), den, diffusion_conditioning=True,
                                          latent_size=8).eval()

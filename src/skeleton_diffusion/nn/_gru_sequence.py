@@ -146,7 +146,8 @@ def inference_input_terms(xp: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Ten
 
 
 def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gseq: Tensor,
-                          keep_outputs: bool = True, out_proj: Optional[Tensor] = None) -> Tensor:
+                          keep_outputs: bool = True, out_proj: Optional[Tensor] = None,
+                          node_groups: Optional["cpu_kernels.TypeGroups"] = None) -> Tensor:
     """Inference-only recurrence (no autograd), arranged for speed; same math as :func:`_recurrence`.
 
     Because the mixing is linear, the r/z input term is folded into the hidden product before mixing:
@@ -159,16 +160,28 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     Returns all states ``[T, N, B, H]`` (``keep_outputs``) or only the last one ``[N, B, H]``. With ``out_proj``
     (per-node weights ``[N, H, F]``) it returns ``(h_T [N, B, H], [T, N, B, F])``: every new state is projected at
     once, while still in cache, and the states themselves are not kept.
+
+    On CPU in float32 (:func:`~skeleton_diffusion.nn.cpu_kernels.fast_path_enabled`) the hidden products run
+    through oneDNN; ``node_groups`` (the nodes' weight sharing, :class:`~skeleton_diffusion.nn.cpu_kernels.
+    TypeGroups`) lets them run as one product per node type on a node order where each type is contiguous
+    (default: one product per node). Results are returned in the original node order.
     """
     dtype = torch.promote_types(torch.promote_types(pc.dtype, h0.dtype), w_hh_t.dtype)
     if any(t.dtype != dtype for t in (pc, pn, h0, w_hh_t, gseq)) or torch.is_autocast_enabled(h0.device.type):
         # the buffers below are written with out=: run in one dtype (under autocast: the widest of the inputs)
         with torch.autocast(h0.device.type, enabled=False):
             return gru_recurrence_nograd(pc.to(dtype), pn.to(dtype), h0.to(dtype), w_hh_t.to(dtype), gseq.to(dtype),
-                                         keep_outputs, None if out_proj is None else out_proj.to(dtype))
+                                         keep_outputs, None if out_proj is None else out_proj.to(dtype), node_groups)
     steps = gseq.shape[0]
     n, bsz, hs = h0.shape
     const = pc.dim() == 3
+    fast = cpu_kernels.fast_path_enabled(h0)  # oneDNN products and the sigmoid-based tanh (nn/cpu_kernels.py)
+    if fast:
+        groups = node_groups if node_groups is not None else cpu_kernels.TypeGroups(list(range(n)), n)
+        w_groups = [w_hh_t[int(groups.perm[lo])].t().contiguous() for lo, _, _ in groups.groups]  # [3H, H] each
+        pc, h0, gseq = groups.permute(pc), groups.permute(h0).contiguous(), groups.mixing_seq(gseq)
+        pn = groups.permute(pn, 0 if const else 1)
+        out_proj = None if out_proj is None else groups.permute(out_proj)
     w_hh_t = w_hh_t.contiguous()  # MKL is faster on contiguous weights (a no-op for inference_node_parameters)
     y = h0.new_empty(n, bsz, 3 * hs)
     m = torch.empty_like(y)
@@ -179,13 +192,11 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
         out_proj = out_proj.contiguous()
     states = h0.new_empty(steps, n, bsz, hs) if keep_outputs else None
     ring = None if keep_outputs else (h0.new_empty(n, bsz, hs), h0.new_empty(n, bsz, hs))
-    fast = cpu_kernels.fast_path_enabled(h0)  # oneDNN products and the sigmoid-based tanh (nn/cpu_kernels.py)
-    h = h0.contiguous() if fast else h0
-    w_nodes = w_hh_t.transpose(1, 2).contiguous() if fast else None  # [N, 3H, H]
+    h = h0
     for t in range(steps):
         g = gseq[t]
         if fast:
-            cpu_kernels.node_linear(h, w_nodes, add=pc if const else pc[:, t], out=y)
+            cpu_kernels.grouped_linear(h, groups, w_groups, add=pc if const else pc[:, t], out=y)
         else:
             torch.baddbmm(pc if const else pc[:, t], h, w_hh_t, out=y)
         torch.mm(g, y.view(n, -1), out=m.view(n, -1))
@@ -201,6 +212,12 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
         h = h_new
         if out_proj is not None:
             torch.bmm(h, out_proj, out=proj[t])
+    if fast:  # back to the original node order
+        h = groups.restore(h)
+        if out_proj is not None:
+            proj = groups.restore(proj, 1)
+        elif states is not None:
+            states = groups.restore(states, 1)
     if out_proj is not None:
         return h, proj
     return states if states is not None else h

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["onednn_linear_available", "fast_path_enabled", "linear", "node_linear", "tanh_"]
+__all__ = ["onednn_linear_available", "fast_path_enabled", "fast_path_dtype", "linear", "node_linear", "TypeGroups",
+           "grouped_linear", "tanh_"]
 
 _ONEDNN: Optional[bool] = None
 
@@ -41,12 +42,17 @@ def onednn_linear_available() -> bool:
                 x = torch.randn(5, 7, generator=gen)
                 w = torch.randn(3, 7, generator=gen)
                 b = torch.randn(3, generator=gen)
-                y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-                ok = bool(torch.allclose(y, F.linear(x, w, b), rtol=1e-5, atol=1e-5))
+                with torch.no_grad(), torch.autocast("cpu", enabled=False):  # the probe may run under autocast
+                    y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+                    ok = bool(torch.allclose(y, F.linear(x, w, b), rtol=1e-5, atol=1e-5))
         except Exception:  # an op missing from this build, or refusing this CPU
             ok = False
         _ONEDNN = ok
     return _ONEDNN
+
+
+def _disabled() -> bool:
+    return os.environ.get("SKELETON_DIFFUSION_FAST_CPU", "1").strip().lower() in ("0", "false", "no", "off")
 
 
 def fast_path_enabled(x: Tensor) -> bool:
@@ -54,15 +60,46 @@ def fast_path_enabled(x: Tensor) -> bool:
     by ``SKELETON_DIFFUSION_FAST_CPU=0``, and oneDNN usable."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled():
         return False
-    if torch.is_autocast_enabled("cpu"):
-        return False
-    if os.environ.get("SKELETON_DIFFUSION_FAST_CPU", "1").strip().lower() in ("0", "false", "no", "off"):
+    if torch.is_autocast_enabled("cpu") or _disabled():
         return False
     return onednn_linear_available()
 
 
+def fast_path_dtype(x: Tensor) -> Optional[torch.dtype]:
+    """Compute dtype of the no-grad CPU fast path for float32 input ``x``: ``torch.float32`` where
+    :func:`fast_path_enabled`, ``torch.bfloat16`` under a CPU bfloat16 autocast (low-precision sampling, when
+    oneDNN runs bfloat16 products), else None (use the generic path)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or _disabled():
+        return None
+    if not torch.is_autocast_enabled("cpu"):
+        return torch.float32 if onednn_linear_available() else None
+    if torch.get_autocast_dtype("cpu") == torch.bfloat16 and _onednn_bf16_available():
+        return torch.bfloat16
+    return None
+
+
+_ONEDNN_BF16: Optional[bool] = None
+
+
+def _onednn_bf16_available() -> bool:
+    global _ONEDNN_BF16
+    if _ONEDNN_BF16 is None:
+        ok = False
+        try:
+            if onednn_linear_available():
+                gen = torch.Generator().manual_seed(0)
+                x, w = torch.randn(5, 7, generator=gen), torch.randn(3, 7, generator=gen)
+                with torch.no_grad(), torch.autocast("cpu", enabled=False):
+                    y = torch.ops.mkldnn._linear_pointwise(x.bfloat16(), w.bfloat16(), None, "none", [], "")
+                    ok = y.dtype == torch.bfloat16 and bool(torch.allclose(y.float(), x @ w.T, rtol=0.05, atol=0.1))
+        except Exception:
+            ok = False
+        _ONEDNN_BF16 = ok
+    return _ONEDNN_BF16
+
+
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``x @ weight.T + bias`` for 2-D contiguous float32 CPU ``x [M, in]``, ``weight [out, in]`` via oneDNN.
+    """``x @ weight.T + bias`` for 2-D CPU ``x [M, in]``, ``weight [out, in]`` (float32 or bfloat16) via oneDNN.
 
     Callers check :func:`fast_path_enabled` first."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
@@ -82,6 +119,70 @@ def node_linear(x: Tensor, weights: Sequence[Tensor], biases: Optional[Sequence[
     else:
         ys = [linear(x[i], weights[i], None if biases is None else biases[i]) for i in range(n)]
     return torch.stack(ys) if out is None else torch.stack(ys, out=out)
+
+
+class TypeGroups:
+    """Nodes reordered so that nodes sharing a type (hence a weight) are adjacent.
+
+    ``perm [N]``: new position -> original node; ``inv``: original node -> new position; ``groups``: ``(start, end,
+    type)`` ranges of the new order. In node-major tensors ``[N, R, F]`` permuted with ``perm``, the rows of one
+    type are then contiguous, so each type is ONE product of ``(end - start) * R`` rows (:func:`grouped_linear`)
+    instead of one per node. ``node_types=None`` (one shared weight): a single group of all N nodes.
+    """
+
+    def __init__(self, node_types: Optional[Sequence[int]], num_nodes: int) -> None:
+        types = [0] * num_nodes if node_types is None else [int(t) for t in node_types]
+        order = sorted(range(num_nodes), key=lambda i: (types[i], i))
+        self.perm = torch.tensor(order, dtype=torch.long)
+        self.inv = torch.empty_like(self.perm)
+        self.inv[self.perm] = torch.arange(num_nodes)
+        self.identity = order == list(range(num_nodes))
+        self.groups: list = []
+        for pos, node in enumerate(order):
+            if self.groups and self.groups[-1][2] == types[node]:
+                self.groups[-1][1] = pos + 1
+            else:
+                self.groups.append([pos, pos + 1, types[node]])
+        self.groups = [tuple(g) for g in self.groups]
+
+    def permute(self, x: Tensor, dim: int = 0) -> Tensor:
+        """``x`` with its node axis ``dim`` in the grouped order (a copy unless the order is the identity)."""
+        return x if self.identity else x.index_select(dim, self.perm)
+
+    def restore(self, x: Tensor, dim: int = 0) -> Tensor:
+        """Inverse of :meth:`permute`."""
+        return x if self.identity else x.index_select(dim, self.inv)
+
+    def mixing(self, g: Tensor) -> Tensor:
+        """Node mixing matrix ``g [N, N]`` in the grouped order."""
+        return g if self.identity else g.index_select(0, self.perm).index_select(1, self.perm)
+
+    def mixing_seq(self, g: Tensor) -> Tensor:
+        """Mixing matrices ``g [T, N, N]`` in the grouped order."""
+        return g if self.identity else g.index_select(1, self.perm).index_select(2, self.perm)
+
+
+def grouped_linear(x: Tensor, groups: "TypeGroups", weights: Sequence[Tensor],
+                   biases: Optional[Sequence[Optional[Tensor]]] = None, add: Optional[Tensor] = None,
+                   out: Optional[Tensor] = None) -> Tensor:
+    """Per-type products of grouped node-major ``x [N, R, in]`` (order :attr:`TypeGroups.perm`):
+    ``out[n] = x[n] @ weights[k].T (+ biases[k]) (+ add[n])`` for node n in group k. Returns ``[N, R, out]``."""
+    n, r, fin = x.shape
+    fout = weights[0].shape[0]
+    parts = []
+    for k, (lo, hi, _) in enumerate(groups.groups):
+        xs = x[lo:hi].reshape(-1, fin)
+        b = None if biases is None else biases[k]
+        if add is None:
+            parts.append(linear(xs, weights[k], b))
+        else:
+            parts.append(torch.ops.mkldnn._linear_pointwise.binary(xs, add[lo:hi].reshape(-1, fout), weights[k], b,
+                                                                   "add"))
+    if len(parts) == 1:
+        y = parts[0] if out is None else out.view(-1, fout).copy_(parts[0])
+    else:
+        y = torch.cat(parts) if out is None else torch.cat(parts, out=out.view(-1, fout))
+    return y.view(n, r, fout)
 
 
 def tanh_(x: Tensor) -> Tensor:

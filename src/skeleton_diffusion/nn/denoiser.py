@@ -292,15 +292,16 @@ class Denoiser(nn.Module):
         self.final_res_block = ResnetBlock(size * 2, size, **rb)
         self.final_glin = StaticGraphLinear(size, final_out, bias=True, **gl)
 
-    def _fast_cpu_ok(self, x: Tensor) -> bool:
-        """Whether :mod:`~skeleton_diffusion.nn.denoiser_fast` computes this call (no grad, CPU float32 input and
-        weights, paper configuration)."""
-        if not cpu_kernels.fast_path_enabled(x) or self.init_lin.weight.dtype != torch.float32:
-            return False
+    def _fast_cpu_dtype(self, x: Tensor) -> Optional[torch.dtype]:
+        """Compute dtype when :mod:`~skeleton_diffusion.nn.denoiser_fast` computes this call (no grad, CPU float32
+        input and weights, paper configuration; bfloat16 under a CPU bfloat16 autocast), else None."""
+        dtype = cpu_kernels.fast_path_dtype(x)
+        if dtype is None or self.init_lin.weight.dtype != torch.float32:
+            return None
         ok = self.__dict__.get("_fast_supported")
         if ok is None:
             ok = self.__dict__["_fast_supported"] = denoiser_fast.supports(self)
-        return ok
+        return dtype if ok else None
 
     def forward(self, x: Tensor, time: Tensor, x_self_cond: Optional[Tensor] = None,
                 x_cond: Optional[Tensor] = None) -> Tensor:
@@ -325,8 +326,10 @@ class Denoiser(nn.Module):
                 raise InputError(f"Denoiser expected x_cond [B, {self.num_nodes}, {self.cond_dim}], got {got}")
         elif x_cond is not None:
             raise InputError("Denoiser was built with cond_dim=0 but x_cond was given")
-        if self._fast_cpu_ok(x):  # no-grad CPU float32: node-major oneDNN path, same function (nn/denoiser_fast.py)
-            return denoiser_fast.forward(self, x, time, x_cond, x_self_cond)
+        fast = self._fast_cpu_dtype(x)
+        if fast is not None:  # no-grad CPU: node-major oneDNN path, same function (nn/denoiser_fast.py)
+            with torch.autocast("cpu", enabled=False):
+                return denoiser_fast.forward(self, x, time, x_cond, x_self_cond, dtype=fast)
         if self.self_condition:
             x = torch.cat((torch.zeros_like(x) if x_self_cond is None else x_self_cond, x), dim=-1)
         if self.cond_dim > 0:

@@ -31,6 +31,7 @@ from skeleton_diffusion.nn._gru_sequence import (
     gru_stack_nograd,
     inference_input_terms,
 )
+from skeleton_diffusion.nn.cpu_kernels import TypeGroups
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = [
@@ -468,6 +469,15 @@ class _StaticGraphRecurrentCell(nn.Module):
         return (self._gather(self.weight_ih).transpose(1, 2), self._gather(self.weight_hh).transpose(1, 2),
                 self._gather(self.bias_ih), self._gather(self.bias_hh))
 
+    def node_groups(self) -> TypeGroups:
+        """The nodes' weight sharing for the no-grad CPU products (:class:`~skeleton_diffusion.nn.cpu_kernels.
+        TypeGroups`; one group for shared weights), cached."""
+        groups = self.__dict__.get("_node_groups")
+        if groups is None:
+            types = self.node_type_index.tolist() if self.per_type else None
+            groups = self.__dict__["_node_groups"] = TypeGroups(types, self.num_nodes)
+        return groups
+
     def inference_node_parameters(self) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """:meth:`node_parameters` for the no-grad paths: gathered once, contiguous, and cached until a parameter
         changes (keyed on storage, in-place version and :data:`OPTIMIZER_STEPS`, so optimiser steps -- including
@@ -581,7 +591,7 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
         ``out_w_t`` ``(h_T, projections [T, N, B, F])`` (see :func:`gru_recurrence_nograd`)."""
         w_ih, w_hh, b_ih, b_hh = self.inference_node_parameters()
         pc, pn = inference_input_terms(torch.bmm(x_nm, w_ih), b_ih, b_hh, self.hidden_size)
-        return gru_recurrence_nograd(pc, pn, h, w_hh, gseq, out_proj=out_w_t)
+        return gru_recurrence_nograd(pc, pn, h, w_hh, gseq, out_proj=out_w_t, node_groups=self.node_groups())
 
     def run_node_major(self, x_nm: Tensor, h0: Optional[Tensor], g0: Optional[Tensor] = None,
                        t0: int = 0, keep_outputs: bool = True) -> Tuple[Optional[Tensor], Tensor, Tensor]:
@@ -603,7 +613,8 @@ class StaticGraphGRUCell(_StaticGraphRecurrentCell):
             xp = torch.bmm(x_nm.reshape(n, steps * bsz, -1), w_ih)  # biases are folded in below
             pc, pn = inference_input_terms(xp.view(n, steps, bsz, 3 * hs), b_ih, b_hh, hs)
             h = x_nm.new_zeros(n, bsz, hs) if h0 is None else h0
-            out = gru_recurrence_nograd(pc, pn, h, w_hh, gseq, keep_outputs=keep_outputs)
+            out = gru_recurrence_nograd(pc, pn, h, w_hh, gseq, keep_outputs=keep_outputs,
+                                        node_groups=self.node_groups())
             if not keep_outputs:
                 return None, out, g_last
             return out.permute(1, 0, 2, 3), out[-1], g_last
