@@ -25,30 +25,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["onednn_linear_available", "fast_path_enabled", "fast_path_dtype", "linear", "node_linear", "TypeGroups",
+__all__ = ["onednn_linear_available", "fast_path_enabled", "fast_path_dtype", "linear", "TypeGroups",
            "grouped_linear", "tanh_"]
 
-_ONEDNN: Optional[bool] = None
+_PROBES: dict = {}  # dtype -> whether oneDNN's linear works and agrees with F.linear in that dtype
 
 
-def onednn_linear_available() -> bool:
-    """True when ``torch.ops.mkldnn._linear_pointwise`` exists and agrees with ``F.linear`` on a probe (cached)."""
-    global _ONEDNN
-    if _ONEDNN is None:
+def _probe(dtype: torch.dtype) -> bool:
+    if dtype not in _PROBES:
         ok = False
         try:
             if torch.backends.mkldnn.is_available():
                 gen = torch.Generator().manual_seed(0)
-                x = torch.randn(5, 7, generator=gen)
-                w = torch.randn(3, 7, generator=gen)
-                b = torch.randn(3, generator=gen)
+                x, w, b = torch.randn(5, 7, generator=gen), torch.randn(3, 7, generator=gen), torch.randn(3, generator=gen)
                 with torch.no_grad(), torch.autocast("cpu", enabled=False):  # the probe may run under autocast
-                    y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-                    ok = bool(torch.allclose(y, F.linear(x, w, b), rtol=1e-5, atol=1e-5))
+                    y = torch.ops.mkldnn._linear_pointwise(x.to(dtype), w.to(dtype), b.to(dtype), "none", [], "")
+                    tol = 1e-5 if dtype == torch.float32 else 0.1
+                    ok = y.dtype == dtype and bool(torch.allclose(y.float(), F.linear(x, w, b), rtol=tol, atol=tol))
         except Exception:  # an op missing from this build, or refusing this CPU
             ok = False
-        _ONEDNN = ok
-    return _ONEDNN
+        _PROBES[dtype] = ok
+    return _PROBES[dtype]
+
+
+def onednn_linear_available() -> bool:
+    """True when ``torch.ops.mkldnn._linear_pointwise`` exists and agrees with ``F.linear`` on a probe (cached)."""
+    return _probe(torch.float32)
 
 
 def _disabled() -> bool:
@@ -73,29 +75,9 @@ def fast_path_dtype(x: Tensor) -> Optional[torch.dtype]:
         return None
     if not torch.is_autocast_enabled("cpu"):
         return torch.float32 if onednn_linear_available() else None
-    if torch.get_autocast_dtype("cpu") == torch.bfloat16 and _onednn_bf16_available():
+    if torch.get_autocast_dtype("cpu") == torch.bfloat16 and _probe(torch.bfloat16):
         return torch.bfloat16
     return None
-
-
-_ONEDNN_BF16: Optional[bool] = None
-
-
-def _onednn_bf16_available() -> bool:
-    global _ONEDNN_BF16
-    if _ONEDNN_BF16 is None:
-        ok = False
-        try:
-            if onednn_linear_available():
-                gen = torch.Generator().manual_seed(0)
-                x, w = torch.randn(5, 7, generator=gen), torch.randn(3, 7, generator=gen)
-                with torch.no_grad(), torch.autocast("cpu", enabled=False):
-                    y = torch.ops.mkldnn._linear_pointwise(x.bfloat16(), w.bfloat16(), None, "none", [], "")
-                    ok = y.dtype == torch.bfloat16 and bool(torch.allclose(y.float(), x @ w.T, rtol=0.05, atol=0.1))
-        except Exception:
-            ok = False
-        _ONEDNN_BF16 = ok
-    return _ONEDNN_BF16
 
 
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
@@ -103,22 +85,6 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
 
     Callers check :func:`fast_path_enabled` first."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
-
-def node_linear(x: Tensor, weights: Sequence[Tensor], biases: Optional[Sequence[Optional[Tensor]]] = None,
-                add: Optional[Tensor] = None, out: Optional[Tensor] = None) -> Tensor:
-    """Per-node products of node-major ``x [N, R, in]``: ``out[n] = x[n] @ weights[n].T (+ biases[n]) (+ add[n])``.
-
-    ``weights[n] [out, in]`` (e.g. the node's type weight), ``add [N, R, out]`` (fused into the product),
-    ``out [N, R, out]`` optional destination. Returns ``[N, R, out]``."""
-    n = x.shape[0]
-    if add is not None:
-        ys = [torch.ops.mkldnn._linear_pointwise.binary(x[i], add[i], weights[i],
-                                                         None if biases is None else biases[i], "add")
-              for i in range(n)]
-    else:
-        ys = [linear(x[i], weights[i], None if biases is None else biases[i]) for i in range(n)]
-    return torch.stack(ys) if out is None else torch.stack(ys, out=out)
 
 
 class TypeGroups:

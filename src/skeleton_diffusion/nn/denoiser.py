@@ -336,15 +336,7 @@ class Denoiser(nn.Module):
             x = torch.cat((x_cond, x), dim=-1)
         x = self.init_lin(x)
         r = x
-        index = None
-        if time.device.type == "cpu" and time.numel() > 1:
-            # Few distinct steps (one per batch sample at most T of them, k copies share theirs): embed each
-            # distinct step once. Row-wise identical values; skipped on accelerators (unique would synchronise).
-            distinct, index = torch.unique(time, return_inverse=True)
-            if distinct.numel() == time.numel():
-                index = None
-            else:
-                time = distinct
+        time, index = denoiser_fast.distinct_steps(time)  # each distinct step embedded once (row-wise identical)
         t = self.time_mlp(time)
         for block, mix in self.layers:
             x = mix(block(x, t, index))

@@ -32,7 +32,7 @@ from .graph_layers import StaticGraphLinear
 if TYPE_CHECKING:  # pragma: no cover
     from .denoiser import Denoiser, ResnetBlock
 
-__all__ = ["CHUNK_ROWS", "supports", "forward"]
+__all__ = ["CHUNK_ROWS", "distinct_steps", "supports", "forward"]
 
 #: rows (samples) per chunk; 200 x 21 nodes x 768 features (the attention input) is 13 MB
 CHUNK_ROWS = 200
@@ -62,6 +62,15 @@ class _Graph:
         n, r, _ = x.shape
         y = grouped_linear(x, self.groups, self.weights, self.biases)
         return torch.mm(self.g, y.view(n, -1)).view(n, r, self.out)
+
+
+def distinct_steps(time: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    """``(steps to embed, index or None)``: the distinct diffusion steps of ``time [B]`` (CPU) and, when some repeat,
+    the row -> distinct-step index (k copies of a sample share theirs: each step is embedded once)."""
+    if time.device.type != "cpu" or time.numel() < 2:  # on accelerators unique would synchronise
+        return time, None
+    distinct, index = torch.unique(time, return_inverse=True)
+    return (time, None) if distinct.numel() == time.numel() else (distinct, index)
 
 
 def supports(model: "Denoiser") -> bool:
@@ -155,13 +164,7 @@ def forward(model: "Denoiser", x: Tensor, time: Tensor, x_cond: Optional[Tensor]
         parts.append(torch.zeros_like(x) if x_self_cond is None else x_self_cond)
     parts.append(x)
     inp = (torch.cat(parts, dim=-1) if len(parts) > 1 else x).transpose(0, 1).to(dtype).contiguous()  # [N,B,F]
-    index = None
-    if time.numel() > 1:
-        distinct, index = torch.unique(time, return_inverse=True)
-        if distinct.numel() == time.numel():
-            index = None
-        else:
-            time = distinct
+    time, index = distinct_steps(time)
     t_emb = model.time_mlp(time)
     groups = _groups(model)  # nodes of one type adjacent: one product per type (attention is order-equivariant)
     inp = groups.permute(inp)
