@@ -5,11 +5,14 @@ sampler (official denoiser size: depth 4, 8 heads x 32, 32.1 M parameters), deco
 16·S samples. AMASS shapes (21 nodes / 13 types, latent 96, 2 encoder layers), random weights.
 
 Variants (each in its own process, so peak memory is measured separately):
-* ``ours``      : :meth:`SkeletonDiffusion.predict` as ``eval.py`` / ``load_model`` run it: no autograd, the
-                  denoiser embeds each distinct step once, the decoder's no-grad recurrence (64 sequences at a
-                  time, output layer in the loop), ``keep_freed_cpu_memory`` on CPU.
-* ``ours_bf16`` : the same with ``sampling_precision=bf16`` (denoiser products under bfloat16 autocast; opt-in,
-                  samples differ from float32 at the 1e-3 level).
+* ``ours``      : :meth:`SkeletonDiffusion.predict` as ``eval.py`` / ``load_model`` run it: no autograd, on CPU the
+                  oneDNN fast forward of the denoiser (``nn/denoiser_fast.py``), each distinct step embedded once,
+                  the decoder's no-grad recurrence (64 sequences at a time, type-grouped oneDNN products, output
+                  layer in the loop), ``keep_freed_cpu_memory``.
+* ``ours_bf16`` : the same with ``sampling_precision=bf16`` (the denoiser in bfloat16; opt-in, samples differ from
+                  float32 at the 1e-3 level).
+* ``ours_generic``: ``ours`` with the no-grad CPU fast path switched off (``SKELETON_DIFFUSION_FAST_CPU=0``: MKL
+                  products, batch-major graph layers; not in the default list), to see what the fast path adds.
 * ``reference`` : the official computation (``_reference_inference.py``: per-call weight gathers, explicit
                   attention, one step embedding per row, per-step decoder calls; default allocator). Its outputs
                   equal ours to float rounding (checked in the ``ours`` run and printed).
@@ -144,8 +147,11 @@ def _spawn(args: argparse.Namespace, variant: str) -> dict:
            "--threads", str(args.threads), "--batch", str(args.batch), "--pred-length", str(args.pred_length),
            "--repeats", str(args.repeats), "--sizes", ",".join(map(str, args.sizes)), "--clock", args.clock]
     t0 = time.time()
+    env = dict(os.environ)
+    if variant == "ours_generic":
+        env["SKELETON_DIFFUSION_FAST_CPU"] = "0"
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.time_cap_s)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.time_cap_s, env=env)
     except subprocess.TimeoutExpired:
         return dict(variant=variant, failed=True, reason=f"killed after {args.time_cap_s:.0f} s")
     if proc.returncode != 0:
@@ -192,7 +198,7 @@ def main() -> None:
     head = f"{'S':>4}"
     for v in ok:
         head += f" | {v + ' [s]':>16} {'samples/s':>10} {'peak GiB':>9}"
-    ratios = [v for v in ("ours", "ours_bf16") if v in ok and "reference" in ok]
+    ratios = [v for v in ("ours", "ours_bf16", "ours_generic") if v in ok and "reference" in ok]
     head += "".join(f" | {'ref/' + v:>14}" for v in ratios)
     print(head)
     for s in args.sizes:
