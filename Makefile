@@ -17,7 +17,7 @@ DEMO_DIR ?= output/demo
 .PHONY: venv test test-fast demo demo-mdm bench clean-demo help
 
 help:
-	@echo "make demo   - build the synthetic dataset, train both stages, evaluate, write a GIF (CPU, minutes)"
+	@echo "make demo   - build the synthetic dataset, train both stages, evaluate; evaluate the shipped demo model; GIFs (CPU, minutes)"
 	@echo "make demo-mdm - the same for MDM: train (past- and action-conditioned), evaluate, GIFs, an edit (CPU, minutes)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmark scripts"

@@ -1,4 +1,4 @@
-"""The ``make demo`` autoencoder preset (configs/debug/demo_autoencoder.yaml, notes/H15d.md): it must train on the
+"""The ``make demo`` autoencoder preset (configs/debug/demo_autoencoder.yaml, README "Quickstart"): it must train on the
 full 2-s horizon every step with the MSE loss, at the size of the small preset, and ``make demo`` must use it."""
 
 from __future__ import annotations

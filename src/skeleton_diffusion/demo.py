@@ -1,8 +1,17 @@
 """``make demo``: the whole method on the embedded synthetic dataset, on CPU, in minutes.
 
-Runs exactly the quick-start commands of the README (each as its own process), then prints where everything is
-and how much the GIF's futures move and differ (:func:`motion_summary`). The example observation is the synthetic
-test window in motion (:func:`pick_example_window`). Re-running reuses finished stages (``resume=auto``).
+Runs exactly the quick-start commands of the README (each as its own process), in two parts:
+
+* **quick model**: build the dataset, train both stages from scratch with small presets (a few CPU minutes),
+  evaluate, predict -> ``pred_quick.gif``. It shows the pipeline end to end; a few hundred iterations are far
+  too few to learn the motion (its futures barely move).
+* **shipped model** (:data:`PRETRAINED_DIR`, trained ~70 CPU minutes on the same dataset by
+  ``scripts/results/train_demo_model.sh``): evaluate, predict -> ``pred.gif`` / ``pred_vs_gt.gif``, the README
+  figure, with futures that move like the data and differ from each other.
+
+Then prints both models' results and how much each model's futures move and differ (:func:`motion_summary`). The
+example observation is the synthetic test window in motion (:func:`pick_example_window`). Re-running reuses
+finished stages (``resume=auto``). A missing shipped model is reported in one message; the quick part still runs.
 
     python -m skeleton_diffusion.demo [--out output/demo]
 """
@@ -19,9 +28,19 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+#: The small pre-trained demo model shipped in the repository (relative to the repository root): two run folders,
+#: ``autoencoder/`` and ``diffusion/`` (config.yaml + one weights-only checkpoint each), and a README.md saying how
+#: it was trained (``scripts/results/train_demo_model.sh``) and what it scores.
+PRETRAINED_DIR = "trained_models/demo_synthetic"
 
-def demo_commands(out: str) -> list[list[str]]:
-    """The README quick-start commands for output folder ``out`` (relative to the repository root)."""
+#: How to get the shipped model back when it is missing (printed by :func:`main`).
+PRETRAINED_RESTORE = (f"restore it with `git checkout -- {PRETRAINED_DIR}` or train it again with "
+                      "`bash scripts/results/train_demo_model.sh` (about 70 min on 2 CPU cores)")
+
+
+def quick_commands(out: str) -> list[list[str]]:
+    """The quick part of the demo: dataset, both stages trained from scratch with the small presets, evaluation
+    (``{out}/eval_quick``), the example observation and its futures (``{out}/pred_quick.npz`` / ``.gif``)."""
     py = sys.executable
     return [
         [py, "-m", "skeleton_diffusion.data.create_synthetic_dataset"],
@@ -30,11 +49,53 @@ def demo_commands(out: str) -> list[list[str]]:
         [py, "train_diffusion.py", "debug=diffusion", f"model.pretrained_autoencoder_path={out}/autoencoder",
          f"output_log_path={out}/diffusion", "resume=auto"],
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={out}/diffusion", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval"],
+         "debug=eval", f"results_path={out}/eval_quick"],
         [py, "-m", "skeleton_diffusion.demo", "--write-example-obs", f"{out}/obs.npy"],
         [py, "-m", "skeleton_diffusion.predict", f"checkpoint_path={out}/diffusion", f"input={out}/obs.npy",
+         f"output={out}/pred_quick.npz", f"gif={out}/pred_quick.gif", "num_samples=5"],
+    ]
+
+
+def pretrained_commands(out: str, model: str = PRETRAINED_DIR) -> list[list[str]]:
+    """The shipped model's part: evaluation (``{out}/eval``) and the example's futures (``{out}/pred.npz`` /
+    ``.gif``); needs the example observation written by :func:`quick_commands`."""
+    py = sys.executable
+    return [
+        [py, "eval.py", "dataset=synthetic", f"checkpoint_path={model}/diffusion", "stats_mode=probabilistic",
+         "debug=eval", f"results_path={out}/eval"],
+        [py, "-m", "skeleton_diffusion.predict", f"checkpoint_path={model}/diffusion", f"input={out}/obs.npy",
          f"output={out}/pred.npz", f"gif={out}/pred.gif", "num_samples=5"],
     ]
+
+
+def demo_commands(out: str) -> list[list[str]]:
+    """The README quick-start commands for output folder ``out`` (relative to the repository root): the quick
+    part, then the shipped model's part."""
+    return quick_commands(out) + pretrained_commands(out)
+
+
+def pretrained_model_problem(model_dir: str | Path = REPO_ROOT / PRETRAINED_DIR) -> str | None:
+    """None when the shipped demo model under ``model_dir`` is usable (its ``diffusion`` run folder holds a
+    diffusion checkpoint that loads weights-only, with its autoencoder inside), else one sentence saying what is
+    wrong (missing folder, no checkpoint, unreadable file, wrong stage)."""
+    from .training.checkpoint import resolve_checkpoint
+    from .utils.errors import SkeletonDiffusionError
+    from .utils.io import safe_torch_load
+
+    model_dir = Path(model_dir)
+    if model_dir.is_absolute() and model_dir.is_relative_to(REPO_ROOT):
+        model_dir = model_dir.relative_to(REPO_ROOT)  # shorter in messages (the demo runs from the repository root)
+    run = (REPO_ROOT / model_dir) / "diffusion"
+    if not run.is_dir():
+        return f"the shipped demo model is missing: no folder '{model_dir / 'diffusion'}'"
+    try:
+        ckpt = safe_torch_load(resolve_checkpoint(run))
+    except (SkeletonDiffusionError, OSError) as exc:
+        return f"the shipped demo model in '{model_dir}' cannot be loaded: {exc}"
+    if not isinstance(ckpt, dict) or (ckpt.get("meta") or {}).get("stage") != "diffusion" \
+            or "autoencoder" not in ckpt or "model" not in ckpt:
+        return f"the shipped demo model in '{model_dir}' is not a diffusion checkpoint with its autoencoder"
+    return None
 
 
 def joint_speed(poses: "np.ndarray", fps: float = 60.0) -> float:
@@ -90,10 +151,11 @@ def write_example_observation(path: Path, data_root: Path = Path("datasets")) ->
     return path
 
 
-def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path) -> Path:
+def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path, every: int = 1) -> Path:
     """The futures of ``pred_npz`` beside the ground-truth future (first panel, closest sample overlaid in red),
     written to ``out_path``; returns the path written. Like the predictions, the ground truth is shown with its
-    hip held at the last observed hip position (the model predicts hip-relative poses, not the path travelled)."""
+    hip held at the last observed hip position (the model predicts hip-relative poses, not the path travelled).
+    ``every=2`` keeps every second frame (half the file size, same real-time playback at half the frame rate)."""
     import numpy as np
 
     from .skeletons import get_skeleton
@@ -103,7 +165,10 @@ def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path) -> Pat
         pred, obs, fps, skeleton = d["pred"][0], d["obs"][0], float(d["fps"]), str(d["skeleton"])
     gt = np.load(gt_future)
     gt = gt - gt[:, :1] + obs[-1:, :1]
-    return animate_prediction(obs, pred, get_skeleton(skeleton), gt=gt, out_path=out_path, fps=fps)
+    every = max(int(every), 1)
+    return animate_prediction(obs[every - 1::every], pred[:, every - 1::every], get_skeleton(skeleton),
+                              gt=gt[every - 1::every], out_path=out_path, fps=fps / every,
+                              trail=max(20 // every, 1))
 
 
 def motion_summary(pred_npz: Path, gt_future: Path | None = None) -> dict[str, float]:
@@ -149,6 +214,23 @@ def run_commands(cmds: list[list[str]]) -> int:
     return 0
 
 
+def _results_line(results_dir: Path) -> str:
+    """ADE / FDE / APD / CMD of an ``eval.py`` results folder, one line (or why not)."""
+    from .evaluation.results import load_results
+
+    try:
+        met = load_results(results_dir)["metrics"]
+    except (OSError, ValueError) as exc:
+        return f"(no results: {exc})"
+    return ", ".join(f"{k} {met[k]['mean']:.3f}" for k in ("ADE", "FDE", "APD", "CMD") if k in met)
+
+
+def _motion_line(m: dict[str, float]) -> str:
+    return (f"futures move at {m['pred_speed']:.0f} cm/s (ground truth {m.get('gt_speed', float('nan')):.0f} cm/s), "
+            f"{m['pred_travel']:.1f} cm from the last observed pose after 2 s; samples {m['spread_final']:.1f} cm "
+            "apart at the end (mean pairwise joint distance)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/demo", help="demo folder (relative to the repository root)")
@@ -160,20 +242,38 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = Path(args.out)
     t0 = time.time()
-    rc = run_commands(demo_commands(args.out))
+    problem = pretrained_model_problem(REPO_ROOT / PRETRAINED_DIR)
+    if problem:
+        print(f"\nnote: {problem};\n  {PRETRAINED_RESTORE}.\n  Running the quick part only (the model trained "
+              "here in minutes).", file=sys.stderr, flush=True)
+    rc = run_commands(quick_commands(args.out) if problem else demo_commands(args.out))
     if rc != 0:
         return rc
-    gif_gt = write_comparison_gif(out / "pred.npz", out / "obs_gt_future.npy", out / "pred_vs_gt.gif")
-    m = motion_summary(out / "pred.npz", out / "obs_gt_future.npy")
-    print(f"\nThe example: observed joints move at {m['obs_speed']:.0f} cm/s (hip-relative), the ground-truth "
-          f"future at {m.get('gt_speed', float('nan')):.0f} cm/s; the {args.out}/pred.gif futures at "
-          f"{m['pred_speed']:.0f} cm/s, {m['pred_travel']:.1f} cm from the last observed pose after 2 s, "
-          f"samples {m['spread_final']:.1f} cm apart at the end (mean pairwise joint distance).")
+    os.chdir(REPO_ROOT)
+    gt_future = out / "obs_gt_future.npy"
+    models = [("quick model (trained here)", "pred_quick", out / "eval_quick")]
+    if not problem:
+        models.insert(0, ("shipped model", "pred", out / "eval"))
+    print("\nResults on the synthetic test set (eval.py, 10 samples per window; metres):")
+    for label, _, results in models:
+        print(f"  {label:27s} {_results_line(results)}")
+    m0 = motion_summary(out / f"{models[0][1]}.npz", gt_future)
+    print(f"\nThe example ({out}/obs.npy): observed joints move at {m0['obs_speed']:.0f} cm/s (hip-relative).")
+    gifs = []
+    for label, stem, _ in models:
+        m = motion_summary(out / f"{stem}.npz", gt_future)
+        gifs.append(write_comparison_gif(out / f"{stem}.npz", gt_future, out / f"{stem}_vs_gt.gif"))
+        print(f"  {label:27s} {out}/{stem}.gif: {_motion_line(m)}")
     print(f"\nDemo finished in {time.time() - t0:.0f} s. Everything is in {out}/:")
-    print(f"  autoencoder run   {out}/autoencoder   (config.yaml, checkpoints/, tb/)")
-    print(f"  diffusion run     {out}/diffusion")
-    print(f"  results table     {out}/eval/results.md   (+ results.json, results.csv)")
-    print(f"  predictions       {out}/pred.npz   animation {out}/pred.gif   (with ground truth: {gif_gt})")
+    if not problem:
+        print(f"  shipped model     {PRETRAINED_DIR}/   (how it was trained: {PRETRAINED_DIR}/README.md)")
+        print(f"  its results       {out}/eval/results.md   its futures {out}/pred.gif   (with ground truth: "
+              f"{gifs[0]})")
+    else:
+        print(f"  shipped model     MISSING ({PRETRAINED_RESTORE})")
+    print(f"  quick model runs  {out}/autoencoder, {out}/diffusion   (config.yaml, checkpoints/, tb/)")
+    print(f"  its results       {out}/eval_quick/results.md   its futures {out}/pred_quick.gif   (with ground "
+          f"truth: {gifs[-1]})")
     print(f"  TensorBoard       tensorboard --logdir {out}")
     return 0
 
