@@ -161,3 +161,59 @@ def test_grouped_linear_equals_per_node_products() -> None:
     got = cpu_kernels.grouped_linear(xg, groups, [w_type[t] for _, _, t in groups.groups],
                                      [b_type[t] for _, _, t in groups.groups], add=groups.permute(add))
     torch.testing.assert_close(groups.restore(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_run_chunks_runs_each_chunk_once_on_threads_and_restores_the_setting(monkeypatch) -> None:
+    import threading
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen: dict = {}
+        inner: list = []
+
+        def work(i: int) -> None:
+            seen.setdefault(i, []).append(threading.get_ident())
+            inner.append(torch.get_num_threads())
+
+        cpu_kernels.run_chunks(work, 5)
+        assert sorted(seen) == list(range(5)) and all(len(v) == 1 for v in seen.values())
+        assert threading.get_ident() not in {v[0] for v in seen.values()}  # ran on worker threads
+        assert set(inner) == {1} and torch.get_num_threads() == 2
+
+        def boom(i: int) -> None:
+            if i == 3:
+                raise ValueError("chunk 3")
+
+        with pytest.raises(ValueError, match="chunk 3"):
+            cpu_kernels.run_chunks(boom, 4)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)  # one thread: a plain loop in this thread
+        here: list = []
+        cpu_kernels.run_chunks(lambda i: here.append(threading.get_ident()), 3)
+        assert set(here) == {threading.get_ident()}
+    finally:
+        torch.set_num_threads(previous)
+
+
+@needs_onednn
+def test_fast_paths_give_the_same_values_with_one_or_two_threads() -> None:
+    from skeleton_diffusion.nn.autoencoder import AutoEncoder
+
+    den = _denoiser()
+    x, t, cond = _inputs(den, b=50)
+    torch.manual_seed(0)
+    ae = AutoEncoder(num_nodes=6, node_types=TYPES, latent_size=8, encoder_hidden_size=8, decoder_hidden_size=8,
+                     enc_num_layers=1).eval()
+    past, z = 0.3 * torch.randn(150, 5, 6, 3), torch.tanh(torch.randn(150, 6, 8))
+    previous = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                outs.append((denoiser_fast.forward(den, x, t, cond, chunk_rows=16), ae.decode(past, z, ph=9)))
+    finally:
+        torch.set_num_threads(previous)
+    for one, two in zip(*outs):
+        torch.testing.assert_close(two, one, rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from skeleton_diffusion.nn import cpu_kernels
 from skeleton_diffusion.nn.graph_layers import StaticGraphGRU, StaticGraphLinear, StaticGraphLSTM, as_node_types
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
@@ -172,8 +173,17 @@ class Decoder(nn.Module):
             return self._decode_span(x, h, ph, tchunk, inference=True)
         out = h.new_empty(x.shape[0], ph, self.num_nodes, self.fc.out_features)
         tchunk = max(1, min(ph, budget // max(1, self.num_nodes * bchunk * self.rnn.hidden_size)))
-        for b0 in range(0, x.shape[0], bchunk):
+        starts = range(0, x.shape[0], bchunk)
+
+        def decode_chunk(i: int) -> None:
+            b0 = starts[i]
             out[b0:b0 + bchunk] = self._decode_span(x[b0:b0 + bchunk], h[b0:b0 + bchunk], ph, tchunk, inference=True)
+
+        if on_cpu and not torch.is_autocast_enabled("cpu"):
+            cpu_kernels.run_chunks(decode_chunk, len(starts))  # chunks on parallel threads when k threads > 1
+        else:
+            for i in range(len(starts)):
+                decode_chunk(i)
         return out
 
     def _decode_span(self, x: Tensor, h: Tensor, ph: int, chunk: int, inference: bool) -> Tensor:

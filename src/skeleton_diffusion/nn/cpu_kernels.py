@@ -19,14 +19,15 @@ fall back to the ordinary path otherwise (:func:`fast_path_enabled`). Set the en
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["onednn_linear_available", "fast_path_enabled", "fast_path_dtype", "linear", "TypeGroups",
-           "grouped_linear", "tanh_"]
+           "grouped_linear", "tanh_", "run_chunks"]
 
 _PROBES: dict = {}  # dtype -> whether oneDNN's linear works and agrees with F.linear in that dtype
 
@@ -154,3 +155,26 @@ def grouped_linear(x: Tensor, groups: "TypeGroups", weights: Sequence[Tensor],
 def tanh_(x: Tensor) -> Tensor:
     """In-place ``tanh`` as ``2 sigmoid(2x) - 1`` (see the module docstring); returns ``x``."""
     return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+def run_chunks(work: Callable[[int], None], num_chunks: int) -> None:
+    """Run ``work(i)`` for ``i in range(num_chunks)`` (independent chunks of a no-grad CPU computation).
+
+    With ``k = torch.get_num_threads() > 1`` the chunks run on ``min(k, num_chunks)`` Python threads, each with
+    ``k // min(k, num_chunks)`` intra-op threads (PyTorch ops release the GIL), instead of one chunk at a time with
+    ``k`` threads inside every small op: the per-step ops of the decoder recurrence or of a 200-row denoiser layer
+    are too small to split well (2 cores: decoder 1.55 -> 1.33 s, sampling 4.74 -> 4.28 s at S = 50). The intra-op
+    setting is restored afterwards. One thread, one chunk or ``SKELETON_DIFFUSION_FAST_CPU=0``: a plain loop."""
+    k = torch.get_num_threads()
+    if k <= 1 or num_chunks <= 1 or _disabled():
+        for i in range(num_chunks):
+            work(i)
+        return
+    outer = min(k, num_chunks)
+    torch.set_num_threads(max(1, k // outer))  # read by each new worker thread at its first parallel op
+    try:
+        with ThreadPoolExecutor(max_workers=outer, thread_name_prefix="sd-chunk") as pool:
+            for future in [pool.submit(work, i) for i in range(num_chunks)]:
+                future.result()  # re-raises a worker's exception
+    finally:
+        torch.set_num_threads(k)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cpu_kernels import TypeGroups, grouped_linear, tanh_
+from .cpu_kernels import TypeGroups, grouped_linear, run_chunks, tanh_
 from .graph_layers import StaticGraphLinear
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -175,7 +175,10 @@ def forward(model: "Denoiser", x: Tensor, time: Tensor, x_cond: Optional[Tensor]
     final = _Graph(model.final_glin, dtype, groups)
     n, b = inp.shape[0], inp.shape[1]
     out = torch.empty(b, n, final.out, dtype=x.dtype)
-    for lo in range(0, b, chunk_rows):
+    starts = range(0, b, chunk_rows)
+
+    def rows(i: int) -> None:
+        lo = starts[i]
         hi = min(lo + chunk_rows, b)
         h = init(inp[:, lo:hi].contiguous())
         r = h
@@ -185,4 +188,6 @@ def forward(model: "Denoiser", x: Tensor, time: Tensor, x_cond: Optional[Tensor]
                 h = mix(h)
         h = final_res(torch.cat((h, r), dim=-1), lo, hi)
         out[lo:hi] = groups.restore(final(h)).transpose(0, 1)
+
+    run_chunks(rows, len(starts))  # independent row chunks, on parallel threads when torch has k > 1 threads
     return out
