@@ -171,10 +171,17 @@ def run_chunks(work: Callable[[int], None], num_chunks: int) -> None:
             work(i)
         return
     outer = min(k, num_chunks)
+    grad = torch.is_grad_enabled()  # grad and inference modes are per thread: the workers take the caller's
+    inference = torch.is_inference_mode_enabled()
+
+    def run(i: int) -> None:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            work(i)
+
     torch.set_num_threads(max(1, k // outer))  # read by each new worker thread at its first parallel op
     try:
         with ThreadPoolExecutor(max_workers=outer, thread_name_prefix="sd-chunk") as pool:
-            for future in [pool.submit(work, i) for i in range(num_chunks)]:
+            for future in [pool.submit(run, i) for i in range(num_chunks)]:
                 future.result()  # re-raises a worker's exception
     finally:
         torch.set_num_threads(k)

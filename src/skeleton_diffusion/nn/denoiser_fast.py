@@ -175,6 +175,9 @@ def forward(model: "Denoiser", x: Tensor, time: Tensor, x_cond: Optional[Tensor]
     final = _Graph(model.final_glin, dtype, groups)
     n, b = inp.shape[0], inp.shape[1]
     out = torch.empty(b, n, final.out, dtype=x.dtype)
+    threads = torch.get_num_threads()
+    if threads > 1:  # at least one chunk per thread (run_chunks runs chunks in parallel), not below 32 rows
+        chunk_rows = min(chunk_rows, max(32, -(-b // threads)))
     starts = range(0, b, chunk_rows)
 
     def rows(i: int) -> None:
