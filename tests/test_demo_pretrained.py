@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from _nn_helpers import single_thread  # noqa: F401  (fixture: ~5 s on one thread, up to 80 s on two busy ones)
+
 from skeleton_diffusion import demo
 from skeleton_diffusion.demo import (PRETRAINED_DIR, REPO_ROOT, demo_commands, joint_speed, pick_example_window,
                                      pretrained_commands, pretrained_model_problem, quick_commands)
@@ -43,15 +45,6 @@ def full_synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_full")
     build_synthetic_dataset(root / "processed" / "Synthetic" / "hmp", seed=0, small=False, verbose=False)
     return root
-
-
-@pytest.fixture
-def one_thread():
-    """~5 s on one thread; two threads on a busy 2-core machine took up to 80 s."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _bones(x: np.ndarray, limbs: np.ndarray) -> np.ndarray:
@@ -87,7 +80,7 @@ def test_shipped_model_is_small_and_loads_weights_only() -> None:
     assert (SHIPPED / "README.md").is_file()
 
 
-def test_shipped_model_futures_move_and_differ(full_synthetic, one_thread) -> None:
+def test_shipped_model_futures_move_and_differ(full_synthetic, single_thread) -> None:
     """On the demo's example window (a run turning into a jump) and a few other test windows."""
     from skeleton_diffusion.data.processed import load_processed
     from skeleton_diffusion.inference import load_model
