@@ -189,6 +189,10 @@ def test_run_chunks_runs_each_chunk_once_on_threads_and_restores_the_setting(mon
         with pytest.raises(ValueError, match="chunk 3"):
             cpu_kernels.run_chunks(boom, 4)
         assert torch.get_num_threads() == 2
+        here_ac: list = []
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast is per thread: a plain loop keeps it
+            cpu_kernels.run_chunks(lambda i: here_ac.append(torch.is_autocast_enabled("cpu")), 3)
+        assert here_ac == [True] * 3
         torch.set_num_threads(1)  # one thread: a plain loop in this thread
         here: list = []
         cpu_kernels.run_chunks(lambda i: here.append(threading.get_ident()), 3)

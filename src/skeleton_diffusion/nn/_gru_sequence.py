@@ -182,7 +182,8 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
         pc, h0, gseq = groups.permute(pc), groups.permute(h0).contiguous(), groups.mixing_seq(gseq)
         pn = groups.permute(pn, 0 if const else 1)
         out_proj = None if out_proj is None else groups.permute(out_proj)
-    w_hh_t = w_hh_t.contiguous()  # MKL is faster on contiguous weights (a no-op for inference_node_parameters)
+    else:
+        w_hh_t = w_hh_t.contiguous()  # MKL is faster on contiguous weights (a no-op for inference_node_parameters)
     y = h0.new_empty(n, bsz, 3 * hs)
     m = torch.empty_like(y)
     xn = h0.new_empty(n, bsz, hs)

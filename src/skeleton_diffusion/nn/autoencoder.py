@@ -179,11 +179,7 @@ class Decoder(nn.Module):
             b0 = starts[i]
             out[b0:b0 + bchunk] = self._decode_span(x[b0:b0 + bchunk], h[b0:b0 + bchunk], ph, tchunk, inference=True)
 
-        if on_cpu and not torch.is_autocast_enabled("cpu"):
-            cpu_kernels.run_chunks(decode_chunk, len(starts))  # chunks on parallel threads when k threads > 1
-        else:
-            for i in range(len(starts)):
-                decode_chunk(i)
+        cpu_kernels.run_chunks(decode_chunk, len(starts))  # (CPU only here) parallel threads when torch has k > 1
         return out
 
     def _decode_span(self, x: Tensor, h: Tensor, ph: int, chunk: int, inference: bool) -> Tensor:

@@ -60,12 +60,8 @@ def _disabled() -> bool:
 
 def fast_path_enabled(x: Tensor) -> bool:
     """Whether the no-grad float32 CPU kernels apply to ``x``: CPU float32, autograd off, no autocast, not disabled
-    by ``SKELETON_DIFFUSION_FAST_CPU=0``, and oneDNN usable."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled():
-        return False
-    if torch.is_autocast_enabled("cpu") or _disabled():
-        return False
-    return onednn_linear_available()
+    by ``SKELETON_DIFFUSION_FAST_CPU=0``, and oneDNN usable (:func:`fast_path_dtype` is float32)."""
+    return fast_path_dtype(x) == torch.float32
 
 
 def fast_path_dtype(x: Tensor) -> Optional[torch.dtype]:
@@ -164,9 +160,10 @@ def run_chunks(work: Callable[[int], None], num_chunks: int) -> None:
     ``k // min(k, num_chunks)`` intra-op threads (PyTorch ops release the GIL), instead of one chunk at a time with
     ``k`` threads inside every small op: the per-step ops of the decoder recurrence or of a 200-row denoiser layer
     are too small to split well (2 cores: decoder 1.55 -> 1.33 s, sampling 4.74 -> 4.28 s at S = 50). The intra-op
-    setting is restored afterwards. One thread, one chunk or ``SKELETON_DIFFUSION_FAST_CPU=0``: a plain loop."""
+    setting is restored afterwards. One thread, one chunk, a CPU autocast or ``SKELETON_DIFFUSION_FAST_CPU=0``: a
+    plain loop."""
     k = torch.get_num_threads()
-    if k <= 1 or num_chunks <= 1 or _disabled():
+    if k <= 1 or num_chunks <= 1 or _disabled() or torch.is_autocast_enabled("cpu"):  # autocast is per thread too
         for i in range(num_chunks):
             work(i)
         return

@@ -86,9 +86,14 @@ def supports(model: "Denoiser") -> bool:
 
 
 def _groups(model: "Denoiser") -> TypeGroups:
-    types = next((m.node_type_index for m in model.modules()
-                  if isinstance(m, StaticGraphLinear) and m.node_type_index is not None), None)
-    return TypeGroups(None if types is None else types.tolist(), model.num_nodes)
+    """The graph layers' node-type grouping (one assignment, see :func:`supports`), cached on the model."""
+    groups = model.__dict__.get("_fast_groups")
+    if groups is None:
+        types = next((m.node_type_index for m in model.modules()
+                      if isinstance(m, StaticGraphLinear) and m.node_type_index is not None), None)
+        groups = model.__dict__["_fast_groups"] = TypeGroups(None if types is None else types.tolist(),
+                                                               model.num_nodes)
+    return groups
 
 
 class _Res:
