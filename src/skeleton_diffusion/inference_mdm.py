@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from .utils.errors import CheckpointError, InputError
+from .utils.errors import InputError
 
 __all__ = ["MDMSampler", "MDMPredictor", "is_mdm_checkpoint", "build_mdm_from_checkpoint", "load_mdm",
            "edit_mask"]
@@ -112,33 +112,10 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
                               ) -> tuple[nn.Module, Any, DictConfig, Any, Optional[nn.Module]]:
     """-> ``(diffusion, spec, train config, skeleton, text encoder or None)`` of an MDM checkpoint (frozen,
     eval mode)."""
-    from .inference import checkpoint_config, resolve_checkpoint
-    from .skeletons import get_skeleton
-    from .training.checkpoint import load_state_strict, model_state
-    from .training.mdm_trainer import MDMSpec, build_mdm, build_text_encoder
-    from .utils.device import resolve_device
-    from .utils.io import safe_torch_load
+    from .training.mdm_trainer import build_mdm, load_motion_checkpoint
 
-    path = resolve_checkpoint(path)
-    dev = resolve_device(device)
-    ckpt = safe_torch_load(path)
-    if not is_mdm_checkpoint(ckpt):
-        raise CheckpointError(f"'{path}' is not an MDM checkpoint (meta.method != 'mdm')")
-    cfg = checkpoint_config(ckpt, path)
-    spec = MDMSpec(**ckpt["meta"]["mdm_spec"])
-    skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
-    diffusion = build_mdm(cfg, spec, skeleton)
-    state = model_state(ckpt, path, use_ema)
-    load_state_strict(diffusion, state, path, "MDM weights")
-    diffusion.to(dev).eval()
-    for p in diffusion.parameters():
-        p.requires_grad_(False)
-    text_encoder = None
-    if spec.mode == "text":
-        text_encoder = build_text_encoder(cfg.condition)
-        if "text_encoder" in ckpt:
-            load_state_strict(text_encoder, ckpt["text_encoder"], path, "text encoder weights")
-        text_encoder.to(dev).eval()
+    diffusion, spec, cfg, skeleton, text_encoder, _, _ = load_motion_checkpoint(
+        path, device, use_ema, "mdm", build_mdm, "an MDM")
     return diffusion, spec, cfg, skeleton, text_encoder
 
 

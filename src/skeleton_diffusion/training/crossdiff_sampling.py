@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..utils.errors import CheckpointError, InputError
+from ..utils.errors import InputError
 
 __all__ = ["sample_crossdiff", "CrossDiffPredictor", "load_crossdiff", "maybe_load_crossdiff", "is_crossdiff_checkpoint"]
 
@@ -146,32 +146,11 @@ class CrossDiffPredictor:
 def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False,
                    start: str = "3d") -> CrossDiffPredictor:
     """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode)."""
-    from ..inference import checkpoint_config, resolve_checkpoint
-    from ..skeletons import get_skeleton
-    from ..utils.device import resolve_device
-    from ..utils.io import safe_torch_load
-    from .checkpoint import load_state_strict, model_state
     from .crossdiff_trainer import build_crossdiff
-    from .mdm_trainer import MDMSpec, build_text_encoder
+    from .mdm_trainer import load_motion_checkpoint
 
-    path = resolve_checkpoint(path)
-    dev = resolve_device(device)
-    ckpt = safe_torch_load(path)
-    if not is_crossdiff_checkpoint(ckpt):
-        raise CheckpointError(f"'{path}' is not a CrossDiff checkpoint (meta.method != 'crossdiff')")
-    cfg = checkpoint_config(ckpt, path)
-    spec = MDMSpec(**ckpt["meta"]["mdm_spec"])
-    skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
-    model = build_crossdiff(cfg, spec, skeleton)
-    state = model_state(ckpt, path, use_ema)
-    load_state_strict(model, state, path, "CrossDiff weights")
-    text_encoder = build_text_encoder(cfg.condition)
-    if "text_encoder" in ckpt:
-        load_state_strict(text_encoder, ckpt["text_encoder"], path, "text encoder weights")
-    for mod in (model, text_encoder):
-        mod.to(dev).eval()
-        for p in mod.parameters():
-            p.requires_grad_(False)
+    model, spec, cfg, skeleton, text_encoder, dev, path = load_motion_checkpoint(
+        path, device, use_ema, "crossdiff", build_crossdiff, "a CrossDiff", with_text=True)
     return CrossDiffPredictor(model, spec, cfg, skeleton, text_encoder, dev, path, start)
 
 

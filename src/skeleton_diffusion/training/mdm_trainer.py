@@ -104,6 +104,43 @@ def build_text_encoder(cond: DictConfig, vocab_texts: Optional[list[str]] = None
     return enc
 
 
+def load_motion_checkpoint(path: Any, device: Any, use_ema: bool, method: str, build: Any, what: str,
+                           with_text: Optional[bool] = None) -> tuple[nn.Module, MDMSpec, DictConfig, Any, Optional[nn.Module], Any, Any]:
+    """Load a motion-space checkpoint (MDM or CrossDiff: ``meta.method == method``) frozen, in eval mode.
+
+    ``build(cfg, spec, skeleton)`` makes the network; ``with_text`` also builds the text encoder (its weights from
+    the checkpoint when stored; None: when the checkpoint's spec is text-conditioned). Returns ``(model, spec, train config, skeleton, text encoder or None, device,
+    resolved checkpoint path)``."""
+    from ..inference import checkpoint_config, resolve_checkpoint
+    from ..skeletons import get_skeleton
+    from ..utils.device import resolve_device
+    from ..utils.errors import CheckpointError
+    from ..utils.io import safe_torch_load
+    from .checkpoint import load_state_strict, model_state
+
+    path = resolve_checkpoint(path)
+    dev = resolve_device(device)
+    ckpt = safe_torch_load(path)
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if not (isinstance(meta, dict) and meta.get("method") == method):
+        raise CheckpointError(f"'{path}' is not {what} checkpoint (meta.method != '{method}')")
+    cfg = checkpoint_config(ckpt, path)
+    spec = MDMSpec(**meta["mdm_spec"])
+    skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
+    model = build(cfg, spec, skeleton)
+    load_state_strict(model, model_state(ckpt, path, use_ema), path, f"{what.split()[-1]} weights")
+    text_encoder = None
+    if with_text or (with_text is None and spec.mode == "text"):
+        text_encoder = build_text_encoder(cfg.condition)
+        if "text_encoder" in ckpt:
+            load_state_strict(text_encoder, ckpt["text_encoder"], path, "text encoder weights")
+    for mod in (model, text_encoder):
+        if mod is not None:
+            mod.to(dev).eval()
+            mod.requires_grad_(False)
+    return model, spec, cfg, skeleton, text_encoder, dev, path
+
+
 def _dataset_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.get("dataset") is None:
         raise ConfigError("model=mdm trains in motion space and needs dataset=<name> (e.g. dataset=synthetic)")
