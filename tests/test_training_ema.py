@@ -95,3 +95,19 @@ def test_attach_ema_updates_every_iteration() -> None:
     attach_ema(engine, ema)
     engine.run([0] * 7, max_epochs=2)
     assert int(ema.step) == 14
+
+
+def test_ema_from_config_reads_the_model_block_with_official_defaults() -> None:
+    from omegaconf import OmegaConf
+
+    from skeleton_diffusion.training.ema import ModelEMA, ema_from_config
+
+    net = torch.nn.Linear(2, 2)
+    ema = ema_from_config(net, OmegaConf.create({"if_use_ema": True, "ema_decay": 0.9, "step_start_ema": 5,
+                                                 "ema_update_every": 2, "ema_power": 0.5, "ema_min_value": 0.1}))
+    assert isinstance(ema, ModelEMA)
+    assert (ema.beta, ema.update_after_step, ema.update_every, ema.power, ema.min_value) == (0.9, 5, 2, 0.5, 0.1)
+    default = ema_from_config(net, OmegaConf.create({}))
+    assert (default.beta, default.update_after_step, default.update_every, default.power, default.min_value) == (
+        0.995, 100, 10, 2.0 / 3.0, 0.0)
+    assert ema_from_config(net, OmegaConf.create({"if_use_ema": False})) is None

@@ -161,7 +161,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from ..data import build_dataloader
     from ..data.motion2d import collate_motion2d
     from .checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
-    from .ema import ModelEMA
+    from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
     from .rng import seed_everything, set_determinism
@@ -198,9 +198,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
                               num_workers=int(m.num_workers), seed=seed + 1, collate_fn=collate_motion2d)
     epoch_length = int(m.num_iter_perepoch) if m.get("num_iter_perepoch") else len(loader)
     optimizer = instantiate(m.optimizer)(trainable.parameters())
-    ema = ModelEMA(model, beta=float(m.ema_decay), update_after_step=int(m.step_start_ema),
-                   update_every=int(m.ema_update_every), power=float(m.ema_power),
-                   min_value=float(m.ema_min_value)) if bool(m.if_use_ema) else None
+    ema = ema_from_config(model, m)
     lr_scheduler = lr_scheduler_from_config(optimizer, m)
     max_norm = float(m.get("max_grad_norm", 0.0))
     weights = {k: float(m[k]) for k in ("w_3d", "w_2d", "w_m2j", "w_j2m")}

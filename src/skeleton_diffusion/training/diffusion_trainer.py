@@ -104,7 +104,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from ..data import build_dataloader, build_dataset
     from ..evaluation.evaluator import evaluate
     from .best_of_k import best_of_k_loss
-    from .ema import ModelEMA
+    from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
     from .rng import RNGState, seed_everything, set_determinism
@@ -130,9 +130,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     epoch_length = int(m.num_iter_perepoch) if m.get("num_iter_perepoch") else len(loader)
 
     optimizer = instantiate(m.optimizer)(diffusion.parameters())
-    ema = ModelEMA(diffusion, beta=float(m.get("ema_decay", 0.995)), update_after_step=int(m.step_start_ema),
-                   update_every=int(m.ema_update_every), power=float(m.ema_power),
-                   min_value=float(m.ema_min_value)) if bool(m.if_use_ema) else None
+    ema = ema_from_config(diffusion, m)
     lr_scheduler = lr_scheduler_from_config(optimizer, m)
     k = int(m.train_pick_best_sample_among_k)
     space = str(m.similarity_space)

@@ -16,7 +16,7 @@ the official ``ema`` entry with its ``online_model.*`` keys.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 from ema_pytorch import EMA
@@ -97,3 +97,15 @@ def attach_ema(engine: Any, ema: EMA) -> None:
     from ignite.engine import Events
 
     engine.add_event_handler(Events.ITERATION_COMPLETED, lambda _: ema.update())
+
+
+def ema_from_config(model: torch.nn.Module, model_cfg: Any) -> Optional[ModelEMA]:
+    """The EMA a trainer keeps of ``model`` from its ``model:`` config block (keys ``if_use_ema``, ``ema_decay``,
+    ``step_start_ema``, ``ema_update_every``, ``ema_power``, ``ema_min_value``; absent keys take the official
+    defaults of :class:`ModelEMA`), or None when ``if_use_ema`` is false."""
+    m = model_cfg
+    if not bool(m.get("if_use_ema", True)):
+        return None
+    return ModelEMA(model, beta=float(m.get("ema_decay", 0.995)), update_after_step=int(m.get("step_start_ema", 100)),
+                    update_every=int(m.get("ema_update_every", 10)), power=float(m.get("ema_power", 2.0 / 3.0)),
+                    min_value=float(m.get("ema_min_value", 0.0)))

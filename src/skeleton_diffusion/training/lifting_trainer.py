@@ -66,7 +66,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the lifting model of ``setup.cfg``; returns the run summary."""
     from ignite.engine import Engine
 
-    from .ema import ModelEMA
+    from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
     from .rng import RNGState, seed_everything, set_determinism
@@ -86,8 +86,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     epoch_length = int(m.num_iter_perepoch) if m.get("num_iter_perepoch") else len(loader)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(m.lr))
     lr_scheduler = lr_scheduler_from_config(optimizer, m)
-    ema = ModelEMA(model, beta=float(m.get("ema_decay", 0.995)), update_after_step=int(m.get("step_start_ema", 100)),
-                   update_every=int(m.get("ema_update_every", 10))) if bool(m.get("if_use_ema", True)) else None
+    ema = ema_from_config(model, m)
     occlusion = str(m.get("train_occlusion", "none"))
     max_norm = float(m.get("max_grad_norm", 1.0))
     joint_names = data.joint_names

@@ -197,7 +197,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from ..data.generation import collate_generation
     from ..diffusion.motion_space import foot_indices, mdm_loss
     from .checkpoint import CheckpointSaver, make_meta, retention_from_config
-    from .ema import ModelEMA
+    from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
     from .rng import seed_everything, set_determinism
@@ -233,9 +233,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
                                   collate_fn=collate_generation)
     epoch_length = int(m.num_iter_perepoch) if m.get("num_iter_perepoch") else len(loader)
     optimizer = instantiate(m.optimizer)(trainable.parameters())
-    ema = ModelEMA(diffusion, beta=float(m.ema_decay), update_after_step=int(m.step_start_ema),
-                   update_every=int(m.ema_update_every), power=float(m.ema_power),
-                   min_value=float(m.ema_min_value)) if bool(m.if_use_ema) else None
+    ema = ema_from_config(diffusion, m)
     lr_scheduler = lr_scheduler_from_config(optimizer, m)
     max_norm = float(m.get("max_grad_norm", 0.0))
     feet = foot_indices(skeleton.node_names if spec.representation == "hmp" else skeleton.joint_names)
