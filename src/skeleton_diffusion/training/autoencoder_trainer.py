@@ -20,7 +20,7 @@ from ..skeletons import get_skeleton
 from .checkpoint import CheckpointSaver, make_meta, retention_from_config
 from .visual_logging import log_prediction_visuals
 from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, select_device, setup_run)
+                     resume_run_and_summarise, seeded_device, setup_run)
 
 _log = logging.getLogger(__name__)
 
@@ -85,14 +85,11 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .curriculum import HorizonCurriculum
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState, seed_everything, set_determinism
+    from .rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
-    device = select_device(cfg)
-    set_determinism(bool(cfg.get("deterministic", False)))
-    seed = int(m.seed)
-    seed_everything(seed)
+    device, seed = seeded_device(cfg)
     skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
     train_ds = build_dataset(cfg.dataset, "train", **dataset_kwargs(cfg, skeleton))
     loader, sampler = build_train_loader(train_ds, batch_size=int(m.batch_size), seed=seed,

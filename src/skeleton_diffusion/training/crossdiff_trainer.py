@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..utils.errors import CheckpointError, ConfigError
 from .launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
-from .launch import select_device
+from .launch import seeded_device
 from .crossdiff_sampling import is_crossdiff_checkpoint
 from .mdm_trainer import build_text_encoder, checkpoint_objects, condition_cfg, launch_motion_trainer, spec_and_data
 
@@ -164,17 +164,13 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
     cond = condition_cfg(cfg)
     if str(cond.mode) != "text":
         raise ConfigError(f"model=crossdiff is text-to-motion: use condition=text (got {cond.mode!r})")
-    device = select_device(cfg)
-    set_determinism(bool(cfg.get("deterministic", False)))
-    seed = int(m.seed)
-    seed_everything(seed)
+    device, seed = seeded_device(cfg)
     init = _init_from(cfg)  # finetune: the first stage's text encoder node (vocabulary), also when resuming
     if setup.resume is not None:
         init = None  # resumed runs restore their own weights

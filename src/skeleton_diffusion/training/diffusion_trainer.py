@@ -25,7 +25,7 @@ from .checkpoint import CheckpointSaver, load_state_strict, make_meta, retention
 from .visual_logging import log_prediction_visuals
 from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
                      lr_scheduler_from_config, resume_run_and_summarise,
-                     select_device, setup_run)
+                     seeded_device, setup_run)
 
 _log = logging.getLogger(__name__)
 
@@ -107,17 +107,14 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState, seed_everything, set_determinism
+    from .rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m, ae_cfg = cfg.model, cfg.autoencoder
     if not bool(m.get("diffusion_conditioning", True)):
         raise ConfigError("model.diffusion_conditioning=False is not supported: SkeletonDiffusion is conditioned "
                           "on the observation (the official trainer asserts this too)")
-    device = select_device(cfg)
-    set_determinism(bool(cfg.get("deterministic", False)))
-    seed = int(m.seed)
-    seed_everything(seed)
+    device, seed = seeded_device(cfg)
     model, skeleton = build_model(cfg, device)
     ae, diffusion = model.autoencoder, model.diffusion
     pose_box_size = float(ae_cfg.task.pose_box_size)

@@ -177,6 +177,18 @@ class StopRequest:
         return self.signum is not None
 
 
+
+def seeded_device(cfg: DictConfig) -> tuple[torch.device, int]:
+    """Start of every trainer's ``train``: :func:`select_device`, cuDNN/algorithm determinism from
+    ``cfg.deterministic``, and every RNG seeded with ``cfg.model.seed``. Returns ``(device, seed)``."""
+    from .rng import seed_everything, set_determinism
+
+    device = select_device(cfg)
+    set_determinism(bool(cfg.get("deterministic", False)))
+    seed = int(cfg.model.seed)
+    seed_everything(seed)
+    return device, seed
+
 def _is_main_thread() -> bool:
     import threading
 

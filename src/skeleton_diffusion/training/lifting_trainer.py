@@ -27,7 +27,7 @@ from ..skeletons import get_skeleton
 from ..utils.errors import ConfigError
 from .checkpoint import CheckpointSaver, make_meta, retention_from_config
 from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, select_device, setup_run)
+                     resume_run_and_summarise, seeded_device, setup_run)
 
 _log = logging.getLogger(__name__)
 
@@ -69,14 +69,11 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState, seed_everything, set_determinism
+    from .rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
-    device = select_device(cfg)
-    set_determinism(bool(cfg.get("deterministic", False)))
-    seed = int(m.seed)
-    seed_everything(seed)
+    device, seed = seeded_device(cfg)
     data = load_lifting_dataset(cfg.dataset, cfg.dataset_main_path)
     model = build_lifting_model(m, data).to(device)
     frames = int(m.lifter.frames)

@@ -22,7 +22,7 @@ from torch import nn
 from ..skeletons import get_skeleton
 from ..utils.errors import ConfigError
 from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, select_device, setup_run)
+                     resume_run_and_summarise, seeded_device, setup_run)
 
 _log = logging.getLogger(__name__)
 
@@ -200,15 +200,11 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from .ema import ema_from_config
     from .engine_utils import attach_standard_handlers
     from .loggers import attach_running_average, setup_tensorboard
-    from .rng import seed_everything, set_determinism
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
     cond = condition_cfg(cfg)
-    device = select_device(cfg)
-    set_determinism(bool(cfg.get("deterministic", False)))
-    seed = int(m.seed)
-    seed_everything(seed)
+    device, seed = seeded_device(cfg)
     spec, skeleton, train_ds = spec_and_data(cfg, "train")
     text_encoder = None
     if spec.mode == "text":
