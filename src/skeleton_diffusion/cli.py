@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .utils.errors import FileAccessError, SkeletonDiffusionError
 
@@ -38,3 +38,20 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         sys.stderr.flush()
         raise SystemExit(2) from None
 
+
+
+def run_config_cli(argv: Sequence[str] | None, config_name: str, doc: str | None,
+                   run: Callable[[list[str]], Any]) -> Any:
+    """``main`` of a ``key=value`` CLI (``predict``, ``edit``): ``-h``/``--help`` prints ``doc`` and the defaults of
+    ``configs/<config_name>.yaml``; otherwise INFO logging and ``run(argv)`` under :func:`run_cli`."""
+    import logging
+
+    from .config import CONFIG_DIR
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(doc)
+        print((CONFIG_DIR / f"{config_name}.yaml").read_text())
+        return None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    return run_cli(run, args)

@@ -12,7 +12,6 @@ Options: ``configs/edit.yaml``. ``output`` (``.npz``): ``edited [S, T, J, 3]`` m
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -105,17 +104,9 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    from .cli import run_cli
+    from .cli import run_config_cli
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        from .config import CONFIG_DIR
-
-        print(__doc__)
-        print((CONFIG_DIR / "edit.yaml").read_text())
-        return None
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    return run_cli(lambda: run(compose_config(argv)))
+    return run_config_cli(argv, "edit", __doc__, lambda args: run(compose_config(args)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -195,18 +194,13 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
-    from .cli import run_cli
+    from .cli import run_config_cli
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        from .config import CONFIG_DIR
+    def predict(args: list[str]) -> dict[str, Any]:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+        return run(compose_config(args))
 
-        print(__doc__)
-        print((CONFIG_DIR / "predict.yaml").read_text())
-        return None
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
-    return run_cli(lambda: run(compose_config(argv)))
+    return run_config_cli(argv, "predict", __doc__, predict)
 
 
 if __name__ == "__main__":  # pragma: no cover
