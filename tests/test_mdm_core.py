@@ -10,7 +10,7 @@ from skeleton_diffusion.diffusion.motion_space import (build_motion_diffusion, f
                                                        velocity_loss, x_to_motion)
 from skeleton_diffusion.diffusion.respace import guided_x0, respaced_betas, sample_motion, space_timesteps
 from skeleton_diffusion.inference_mdm import edit_mask
-from skeleton_diffusion.nn.mdm import MDM
+from skeleton_diffusion.nn.mdm import MDM, condition_keep
 from skeleton_diffusion.skeletons import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
@@ -113,10 +113,10 @@ def test_cond_dropout_in_training():
     d = _diffusion(mode="action", cond_mask_prob=0.5)
     d.model.train()
     torch.manual_seed(0)
-    keep = d.model._keep(2000, torch.device("cpu"), False)
+    keep = condition_keep(d.model, 2000, torch.device("cpu"), False)
     assert 0.4 < keep.mean().item() < 0.6
     d.model.eval()
-    assert d.model._keep(10, torch.device("cpu"), False).min() == 1
+    assert condition_keep(d.model, 10, torch.device("cpu"), False).min() == 1
 
 
 @pytest.mark.parametrize("mode,keep", [("inbetween", [0, 1, 4, 5]), ("prefix", [2]), ("joints", [0, 3, 7])])

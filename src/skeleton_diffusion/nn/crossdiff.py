@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..utils.errors import ConfigError, InputError
-from .mdm import PositionalEncoding, TimestepEmbedder
+from .mdm import PositionalEncoding, TimestepEmbedder, condition_keep
 
 __all__ = ["CrossDiff", "DomainView", "DOMAIN_FEATS"]
 
@@ -85,13 +85,6 @@ class CrossDiff(nn.Module):
                                       for k in DOMAIN_FEATS})
         self.output_process = nn.ModuleDict({k: nn.Linear(d, self.num_joints * c) for k, c in DOMAIN_FEATS.items()})
 
-    def _keep(self, b: int, device: torch.device, force_uncond: bool) -> Tensor:
-        if force_uncond:
-            return torch.zeros(b, 1, device=device)
-        if self.training and self.cond_mask_prob > 0:
-            return (torch.rand(b, 1, device=device) >= self.cond_mask_prob).float()
-        return torch.ones(b, 1, device=device)
-
     def forward(self, x: Tensor, t: Tensor, text: Optional[Tensor], *, domain_in: str,
                 domains_out: Sequence[str] = ("3d",), force_uncond: bool = False,
                 frame_mask: Optional[Tensor] = None) -> dict[str, Tensor]:
@@ -110,7 +103,7 @@ class CrossDiff(nn.Module):
         if text is not None:
             if text.dim() != 2 or text.shape[0] != b:
                 raise InputError(f"text feature must be [{b}, text_dim], got {tuple(text.shape)}")
-            emb = emb + self.embed_text(self._keep(b, x.device, force_uncond) * text.to(h.dtype))
+            emb = emb + self.embed_text(condition_keep(self, b, x.device, force_uncond) * text.to(h.dtype))
         xseq = self.pos(torch.cat([emb.unsqueeze(1), h], dim=1)).transpose(0, 1)  # [1 + T, B, d]
         pad = None
         if frame_mask is not None:

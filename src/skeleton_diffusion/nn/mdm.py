@@ -26,9 +26,19 @@ from torch import Tensor, nn
 
 from ..utils.errors import ConfigError, InputError
 
-__all__ = ["MDM", "PositionalEncoding", "TimestepEmbedder", "CONDITION_MODES"]
+__all__ = ["MDM", "PositionalEncoding", "TimestepEmbedder", "CONDITION_MODES", "condition_keep"]
 
 CONDITION_MODES = ("none", "past", "action", "text")
+
+
+def condition_keep(model: nn.Module, b: int, device: torch.device, force_uncond: bool) -> Tensor:
+    """``[B, 1]`` float: 0 where the condition is dropped (CFG's unconditional branch, or dropout with probability
+    ``model.cond_mask_prob`` while ``model.training``), 1 elsewhere."""
+    if force_uncond:
+        return torch.zeros(b, 1, device=device)
+    if model.training and model.cond_mask_prob > 0:
+        return (torch.rand(b, 1, device=device) >= model.cond_mask_prob).float()
+    return torch.ones(b, 1, device=device)
 
 
 class PositionalEncoding(nn.Module):
@@ -116,14 +126,6 @@ class MDM(nn.Module):
         elif cond_mode == "text":
             self.embed_text = nn.Linear(int(text_dim), latent_dim)
 
-    def _keep(self, b: int, device: torch.device, force_uncond: bool) -> Tensor:
-        """``[B, 1]`` float: 0 where the condition is dropped (CFG branch or training dropout)."""
-        if force_uncond:
-            return torch.zeros(b, 1, device=device)
-        if self.training and self.cond_mask_prob > 0:
-            return (torch.rand(b, 1, device=device) >= self.cond_mask_prob).float()
-        return torch.ones(b, 1, device=device)
-
     def forward(self, x: Tensor, t: Tensor, x_self_cond: Optional[Tensor] = None, x_cond: Optional[Tensor] = None,
                 *, force_uncond: bool = False, frame_mask: Optional[Tensor] = None) -> Tensor:
         if x.dim() != 3 or x.shape[1] != self.channels or x.shape[2] % self.num_feats:
@@ -133,7 +135,7 @@ class MDM(nn.Module):
         seq = x.view(b, self.channels, frames, self.num_feats).permute(0, 2, 1, 3).reshape(b, frames, -1)
         h = self.input_process(seq)                                      # [B, T, d]
         emb = self.embed_timestep(t)                                     # [B, d]
-        keep = self._keep(b, x.device, force_uncond) if self.cond_mode != "none" else None
+        keep = condition_keep(self, b, x.device, force_uncond) if self.cond_mode != "none" else None
         tokens = []
         if self.cond_mode != "none" and x_cond is None:
             raise InputError(f"MDM with cond_mode={self.cond_mode!r} needs x_cond")
