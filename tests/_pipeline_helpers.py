@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
@@ -51,3 +52,17 @@ def diffusion_cfg(data_root: Path, ae_run: Path, out: Path, extra: list[str] = (
     return compose_cfg("train_diffusion", TINY_DIFF + [f"dataset_main_path={data_root}",
                                                        f"model.pretrained_autoencoder_path={ae_run}",
                                                        f"output_log_path={out}", *extra])
+
+
+def run_repo_command(args: list[str]) -> Any:
+    """Run ``python <args>`` in the repository root (one thread, Agg backend); assert it exits 0, showing the tail
+    of its output otherwise."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _pipeline_helpers import make_synthetic
+from _pipeline_helpers import make_synthetic, run_repo_command as _run
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TINY = ["debug=crossdiff", "dataset=synthetic", "progress=false", "model.num_epochs=1", "model.num_iter_perepoch=2",
         "model.batch_size=4", "model.arch.latent_dim=16", "model.arch.ff_size=32", "model.diffusion_timesteps=10",
         "model.sampling_steps=3", "model.change_idx=4", "condition.num_frames=40",
         "condition.text_encoder.name=scratch"]
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def test_crossdiff_two_stages_generate_and_eval(tmp_path):

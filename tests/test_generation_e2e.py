@@ -4,29 +4,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import math
 import pytest
 import torch
 
-from _pipeline_helpers import make_synthetic
+from _pipeline_helpers import make_synthetic, run_repo_command as _run
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TINY_MDM = ["model=mdm", "debug=mdm", "dataset=synthetic", "progress=false", "model.num_epochs=1",
             "model.num_iter_perepoch=3", "model.batch_size=8", "model.arch.latent_dim=32", "model.arch.ff_size=64",
             "model.diffusion_timesteps=20", "model.sampling_steps=2", "condition.num_frames=60"]  # fmt: skip
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def test_text_mdm_scored_by_eval_generation(tmp_path):

@@ -4,29 +4,18 @@ or sampled (past: eval.py with every HMP metric, multi-seed; action/text: genera
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _pipeline_helpers import make_synthetic
+from _pipeline_helpers import make_synthetic, run_repo_command as _run
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TINY = ["model=mdm", "debug=mdm", "dataset=synthetic", "progress=false", "model.num_epochs=1",
         "model.num_iter_perepoch=4", "model.batch_size=8", "model.arch.latent_dim=32", "model.arch.ff_size=64",
         "model.diffusion_timesteps=20", "model.sampling_steps=3"]
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 @pytest.fixture(scope="module")
