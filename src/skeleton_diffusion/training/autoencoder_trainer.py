@@ -78,7 +78,6 @@ def validate_autoencoder(model: nn.Module, loader: Any, device: torch.device, po
 
 def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the autoencoder described by ``setup.cfg``; returns a summary dict."""
-    import ignite.distributed as idist
     from ignite.engine import Engine, Events
 
     from ..data import build_dataloader, build_dataset

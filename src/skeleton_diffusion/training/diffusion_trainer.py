@@ -99,7 +99,7 @@ def build_model(cfg: DictConfig, device: torch.device) -> tuple[SkeletonDiffusio
 
 def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the latent diffusion of ``setup.cfg``; returns a summary dict."""
-    from ignite.engine import Engine, Events
+    from ignite.engine import Engine
 
     from ..data import build_dataloader, build_dataset
     from ..evaluation.evaluator import evaluate
