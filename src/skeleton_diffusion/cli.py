@@ -7,7 +7,7 @@ import sys
 import textwrap
 from typing import Any, Callable, Sequence
 
-from .utils.errors import FileAccessError, SkeletonDiffusionError
+from skeleton_diffusion.utils.errors import FileAccessError, SkeletonDiffusionError
 
 
 def format_user_error(exc: BaseException) -> str:
@@ -46,7 +46,7 @@ def run_config_cli(argv: Sequence[str] | None, config_name: str, doc: str | None
     ``configs/<config_name>.yaml``; otherwise INFO logging and ``run(argv)`` under :func:`run_cli`."""
     import logging
 
-    from .config import CONFIG_DIR
+    from skeleton_diffusion.config import CONFIG_DIR
 
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):

@@ -31,7 +31,7 @@ register_resolvers()
 def register_dataset_configs() -> None:
     """Make datasets built under ``<dataset_main_path>/processed/*/hmp/`` usable as ``dataset=<name>``
     (see :mod:`skeleton_diffusion.dataset_configs`); idempotent."""
-    from .dataset_configs import register
+    from skeleton_diffusion.dataset_configs import register
 
     register()
 
@@ -45,7 +45,7 @@ def to_yaml(cfg: DictConfig, resolve: bool = True) -> str:
 
 def save_config(cfg: DictConfig, path: str | Path, resolve: bool = True) -> None:
     """Write ``cfg`` as YAML atomically (resolved by default so the run folder is self-contained)."""
-    from .utils.io import atomic_write
+    from skeleton_diffusion.utils.io import atomic_write
 
     text = OmegaConf.to_yaml(cfg, resolve=resolve)
     with atomic_write(path, "w") as fh:
@@ -58,7 +58,7 @@ def load_config(path: str | Path, what: str = "config") -> DictConfig:
     Raises :class:`~skeleton_diffusion.utils.errors.ConfigError` naming the file when it is missing, empty, not
     valid YAML (with the line of the problem) or not a mapping; ``what`` says what the file is for.
     """
-    from .utils.errors import ConfigError
+    from skeleton_diffusion.utils.errors import ConfigError
 
     path = Path(path)
     expected = f"expected the {what} as a YAML mapping (key: value), as written by the training run"
@@ -94,7 +94,7 @@ def compose_cli_config(config_name: str, overrides: "list[str] | tuple[str, ...]
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from .utils.errors import ConfigError
+    from skeleton_diffusion.utils.errors import ConfigError
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()

@@ -40,7 +40,7 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 _log = logging.getLogger("skeleton_diffusion.convert")
 
@@ -209,7 +209,7 @@ def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from .config import CONFIG_DIR
+    from skeleton_diffusion.config import CONFIG_DIR
 
     if GlobalHydra.instance().is_initialized():  # e.g. called from inside another Hydra app
         GlobalHydra.instance().clear()
@@ -257,7 +257,7 @@ def build_autoencoder_config(dataset: Optional[str], ae_state: Mapping[str, torc
                              flat: Optional[Mapping[str, Any]] = None, *, out_dir: Optional[Path] = None,
                              where: str = "the autoencoder config") -> DictConfig:
     """Our resolved autoencoder run config for official weights (flat official config, else paper recipe)."""
-    from .skeletons import get_skeleton
+    from skeleton_diffusion.skeletons import get_skeleton
 
     name = _check_dataset(dataset, flat, where)
     overrides = [f"dataset={name}"]
@@ -415,8 +415,8 @@ def _validate_models(cfg: DictConfig, ae_state: Mapping[str, torch.Tensor],
                      diff_state: Optional[Mapping[str, torch.Tensor]] = None,
                      ema_state: Optional[Mapping[str, torch.Tensor]] = None) -> bool:
     """Rebuild our models from ``cfg`` and load the weights strictly; returns whether the EMA weights load."""
-    from .factories import build_autoencoder, build_diffusion
-    from .skeletons import get_skeleton
+    from skeleton_diffusion.factories import build_autoencoder, build_diffusion
+    from skeleton_diffusion.skeletons import get_skeleton
 
     ae_cfg = cfg.autoencoder if diff_state is not None else cfg
     skeleton = get_skeleton(ae_cfg.dataset.get("skeleton_name") or ae_cfg.dataset.dataset_name)
@@ -449,9 +449,9 @@ def convert_autoencoder(ae_path: str | Path, out_dir: str | Path, *, dataset: Op
                         loaded: Optional[Mapping[str, Any]] = None) -> Path:
     """Official autoencoder checkpoint -> our autoencoder run folder; returns the checkpoint written.
     ``loaded``: the file's content when the caller already read it (with :func:`load_official_file`)."""
-    from .config import save_config
-    from .training.checkpoint import make_meta
-    from .utils.io import atomic_torch_save
+    from skeleton_diffusion.config import save_config
+    from skeleton_diffusion.training.checkpoint import make_meta
+    from skeleton_diffusion.utils.io import atomic_torch_save
 
     ae_path, out_dir = Path(ae_path).expanduser(), Path(out_dir).expanduser()
     _check_out_dir(out_dir, force)
@@ -483,9 +483,9 @@ def convert_diffusion(diff_path: str | Path, out_dir: str | Path, *, autoencoder
                       loaded: Optional[Mapping[str, Any]] = None) -> Path:
     """Official diffusion checkpoint (+ its autoencoder) -> one self-contained checkpoint of ours in
     ``out_dir/checkpoints/`` and ``out_dir/config.yaml``; returns the checkpoint path."""
-    from .config import save_config
-    from .training.checkpoint import make_meta
-    from .utils.io import atomic_torch_save
+    from skeleton_diffusion.config import save_config
+    from skeleton_diffusion.training.checkpoint import make_meta
+    from skeleton_diffusion.utils.io import atomic_torch_save
 
     diff_path, out_dir = Path(diff_path).expanduser(), Path(out_dir).expanduser()
     _check_out_dir(out_dir, force)
@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Path:
-    from .cli import run_cli
+    from skeleton_diffusion.cli import run_cli
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -78,9 +78,9 @@ def pretrained_model_problem(model_dir: str | Path = REPO_ROOT / PRETRAINED_DIR)
     """None when the shipped demo model under ``model_dir`` is usable (its ``diffusion`` run folder holds a
     diffusion checkpoint that loads weights-only, with its autoencoder inside), else one sentence saying what is
     wrong (missing folder, no checkpoint, unreadable file, wrong stage)."""
-    from .training.checkpoint import resolve_checkpoint
-    from .utils.errors import SkeletonDiffusionError
-    from .utils.io import safe_torch_load
+    from skeleton_diffusion.training.checkpoint import resolve_checkpoint
+    from skeleton_diffusion.utils.errors import SkeletonDiffusionError
+    from skeleton_diffusion.utils.io import safe_torch_load
 
     model_dir = Path(model_dir)
     if model_dir.is_absolute() and model_dir.is_relative_to(REPO_ROOT):
@@ -114,7 +114,7 @@ def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30
     that turns into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion."""
     import csv
 
-    from .data.processed import load_processed
+    from skeleton_diffusion.data.processed import load_processed
 
     folder = data_root / "processed" / "Synthetic" / "hmp"
     test = load_processed(folder / "data_3d_synthetic.npz")["test"]
@@ -137,7 +137,7 @@ def write_example_observation(path: Path, data_root: Path = Path("datasets")) ->
     (root first); its ground-truth future is written beside it as ``<stem>_gt_future.npy`` ``[120, 22, 3]``."""
     import numpy as np
 
-    from .data.processed import load_processed
+    from skeleton_diffusion.data.processed import load_processed
 
     folder = data_root / "processed" / "Synthetic" / "hmp"
     test = load_processed(folder / "data_3d_synthetic.npz")["test"]
@@ -158,8 +158,8 @@ def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path, every:
     ``every=2`` keeps every second frame (half the file size, same real-time playback at half the frame rate)."""
     import numpy as np
 
-    from .skeletons import get_skeleton
-    from .viz.animation import animate_prediction
+    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.viz.animation import animate_prediction
 
     with np.load(pred_npz) as d:
         pred, obs, fps, skeleton = d["pred"][0], d["obs"][0], float(d["fps"]), str(d["skeleton"])
@@ -216,7 +216,7 @@ def run_commands(cmds: list[list[str]]) -> int:
 
 def _results_line(results_dir: Path) -> str:
     """ADE / FDE / APD / CMD of an ``eval.py`` results folder, one line (or why not)."""
-    from .evaluation.results import load_results
+    from skeleton_diffusion.evaluation.results import load_results
 
     try:
         met = load_results(results_dir)["metrics"]

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .demo import run_commands
+from skeleton_diffusion.demo import run_commands
 
 
 def demo_commands(out: str) -> list[list[str]]:
@@ -41,7 +41,7 @@ def write_example_motion(path: Path, data_root: Path = Path("datasets")) -> Path
     """The first test clip's first 150 frames (30 observed + 120 future) ``[150, 22, 3]`` metres (root first)."""
     import numpy as np
 
-    from .data.processed import load_processed
+    from skeleton_diffusion.data.processed import load_processed
 
     data = load_processed(data_root / "processed" / "Synthetic" / "hmp" / "data_3d_synthetic.npz")
     test = data["test"]

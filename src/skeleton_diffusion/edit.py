@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from omegaconf import DictConfig
 
-from .utils.errors import ConfigError, DataFormatError, InputError
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputError
 
 _log = logging.getLogger("skeleton_diffusion.edit")
 
@@ -53,9 +53,9 @@ def _keep_list(keep: Any) -> list[int]:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Load the MDM, edit ``input`` and write ``output`` (+ ``gif``); returns a summary dict."""
-    from .inference_mdm import MDMPredictor, edit_mask
-    from .inference import load_model
-    from .utils.io import atomic_write
+    from skeleton_diffusion.inference_mdm import MDMPredictor, edit_mask
+    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.utils.io import atomic_write
 
     predictor = load_model(str(cfg.checkpoint_path), device=cfg.get("device", "auto"),
                            use_ema=bool(cfg.get("use_ema", False)))
@@ -84,7 +84,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print(f"wrote {out}: edited {tuple(edited.shape)} metres (S, T, J, 3), mode={mode}, keep={keep}")
     summary: dict[str, Any] = {"output": out, "edited_shape": tuple(edited.shape), "gif": None}
     if cfg.get("gif"):
-        from .viz.animation import animate_prediction
+        from skeleton_diffusion.viz.animation import animate_prediction
 
         obs = motion[: predictor.obs_length] if past else motion[:1]
         gt = motion[predictor.obs_length:] if past else motion
@@ -98,13 +98,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``configs/edit.yaml`` with command-line overrides (``key=value``)."""
-    from .config import compose_cli_config
+    from skeleton_diffusion.config import compose_cli_config
 
     return compose_cli_config("edit", list(overrides))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    from .cli import run_config_cli
+    from skeleton_diffusion.cli import run_config_cli
 
     return run_config_cli(argv, "edit", __doc__, lambda args: run(compose_config(args)))
 

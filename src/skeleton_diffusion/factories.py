@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .skeletons import Skeleton
-from .utils.errors import ConfigError
+from skeleton_diffusion.skeletons import Skeleton
+from skeleton_diffusion.utils.errors import ConfigError
 
 NONISOTROPIC_TARGET = "skeleton_diffusion.diffusion.NonisotropicGaussianDiffusion"
 
@@ -61,7 +61,7 @@ def build_diffusion(model_cfg: DictConfig, cov_cfg: Mapping[str, Any] | None, sk
     matrix (``cov_cfg``) with ``if_sigma_n_scale``, ``sigma_n_scale``, ``if_run_as_isotropic`` and
     ``diffusion_covariance_type`` from ``model_cfg``.
     """
-    from .diffusion import get_cov_from_corr
+    from skeleton_diffusion.diffusion import get_cov_from_corr
 
     model_cfg = _cfg(model_cfg)
     denoiser = build_denoiser(model_cfg, skeleton, latent_size)

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["generate", "main"]
 
@@ -27,8 +27,8 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
              seed: int = 0, out: str | Path = "generated.npz", gif: Optional[str | Path] = None,
              gif_all: bool = False, device: str = "auto", use_ema: bool = False) -> dict[str, Any]:
     """Generate and write ``out`` (+ GIF); returns ``{"output", "motion_shape", "gifs"}``."""
-    from .training.crossdiff_sampling import maybe_load_crossdiff
-    from .utils.io import atomic_write
+    from skeleton_diffusion.training.crossdiff_sampling import maybe_load_crossdiff
+    from skeleton_diffusion.utils.io import atomic_write
 
     captions = [str(c) for c in captions if str(c).strip()]
     if not captions:
@@ -37,7 +37,7 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
     if gen is None:
         if start != "3d":
             raise InputError(f"--from {start} needs a CrossDiff checkpoint; '{checkpoint}' is not one")
-        from .inference_mdm import load_mdm
+        from skeleton_diffusion.inference_mdm import load_mdm
 
         gen = load_mdm(checkpoint, device, use_ema=use_ema)
         if gen.condition != "text":
@@ -54,7 +54,7 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
     print(f"wrote {out}: motion {tuple(motion.shape)} metres (B, S, T, J, 3), start={start}")
     gifs: list[Path] = []
     if gif:
-        from .viz.animation import animate_prediction
+        from skeleton_diffusion.viz.animation import animate_prediction
 
         base = Path(gif).expanduser()
         for i in range(len(captions) if gif_all else 1):
@@ -66,7 +66,7 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    from .cli import run_cli
+    from skeleton_diffusion.cli import run_cli
 
     p = argparse.ArgumentParser(prog="python -m skeleton_diffusion.generate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="CrossDiff or text-MDM run folder / checkpoint file")

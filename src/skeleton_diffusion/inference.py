@@ -19,16 +19,16 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .pipeline import SkeletonDiffusion
-from .skeletons import Skeleton, get_skeleton
-from .utils.device import resolve_device
-from .utils.errors import CheckpointError
-from .utils.io import safe_torch_load
+from skeleton_diffusion.pipeline import SkeletonDiffusion
+from skeleton_diffusion.skeletons import Skeleton, get_skeleton
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import CheckpointError
+from skeleton_diffusion.utils.io import safe_torch_load
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or the newest checkpoint of a run folder (``last.pt`` / highest epoch)."""
-    from .training.checkpoint import resolve_checkpoint as _resolve
+    from skeleton_diffusion.training.checkpoint import resolve_checkpoint as _resolve
 
     return _resolve(path, what="checkpoint_path")
 
@@ -38,11 +38,11 @@ def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
         return OmegaConf.create(meta["config"])
-    from .training.checkpoint import run_config_path
+    from skeleton_diffusion.training.checkpoint import run_config_path
 
     cand = run_config_path(path)
     if cand is not None:
-        from .config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
+        from skeleton_diffusion.config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
 
         return load_config(cand, what="run config")
     raise CheckpointError(f"'{path}' carries no config and no config.yaml was found beside it; convert official "
@@ -53,7 +53,7 @@ def checkpoint_skeleton(meta: dict, skeleton_name: str, path: Path | str = "<che
     """The skeleton a checkpoint was trained on: its config's ``skeleton_name`` when that resolves, else the
     definition stored in ``meta['skeleton_def']`` (so a checkpoint of a file-defined skeleton loads anywhere).
     Refuses a config skeleton whose joint order differs from ``meta['joint_names']`` (H17)."""
-    from .skeletons import describe_mismatch, register_skeleton, skeleton_from_dict
+    from skeleton_diffusion.skeletons import describe_mismatch, register_skeleton, skeleton_from_dict
 
     skeleton_name = str(skeleton_name)
     try:
@@ -74,8 +74,8 @@ def build_from_checkpoint(path: str | Path, device: str | torch.device = "auto",
     """Rebuild :class:`SkeletonDiffusion` from a diffusion checkpoint (self-contained: it holds the frozen
     autoencoder and the full config). ``use_ema`` loads the EMA weights instead of the online ones (the
     official evaluation uses the online ``model`` weights)."""
-    from .factories import build_autoencoder, build_diffusion
-    from .training.checkpoint import load_state_strict, model_state
+    from skeleton_diffusion.factories import build_autoencoder, build_diffusion
+    from skeleton_diffusion.training.checkpoint import load_state_strict, model_state
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
@@ -147,13 +147,13 @@ class Predictor:
         ``sampling_precision='bf16'`` runs the denoiser's products in bfloat16 (faster on CPUs with AVX512-BF16 /
         AMX and on GPUs; samples differ from the float32 ones at the 1e-3 level).
         """
-        from .pipeline import network_dtype
+        from skeleton_diffusion.pipeline import network_dtype
 
-        from .data.transforms import to_input_space
-        from .inference_checks import validate_observation
+        from skeleton_diffusion.data.transforms import to_input_space
+        from skeleton_diffusion.inference_checks import validate_observation
 
         if joint_names is not None:
-            from .inference_checks import check_joint_names
+            from skeleton_diffusion.inference_checks import check_joint_names
 
             check_joint_names(joint_names, self.skeleton, "the observation")
         x = validate_observation(obs, self.skeleton, self.obs_length, allow_longer=allow_longer)  # [B,T,J,3]
@@ -179,10 +179,10 @@ def load_model(checkpoint_or_run_dir: str | Path, device: str | torch.device = "
     path = resolve_checkpoint(checkpoint_or_run_dir)
     dev = resolve_device(device)
     if dev.type == "cpu":  # as training and eval.py: freed tensor memory is reused instead of page-faulted back
-        from .utils.cpu_allocator import keep_freed_cpu_memory
+        from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 
         keep_freed_cpu_memory(cpu_keep_freed_memory)
-    from .inference_mdm import is_mdm_checkpoint, load_mdm
+    from skeleton_diffusion.inference_mdm import is_mdm_checkpoint, load_mdm
 
     if is_mdm_checkpoint(safe_torch_load(path)):
         return load_mdm(path, dev, use_ema=use_ema)  # type: ignore[return-value]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["validate_observation", "DATASET_FPS", "JOINT_ORDER_DOC", "PLAUSIBLE_BODY_EXTENT_M"]
 
@@ -140,7 +140,7 @@ def _check_units(arr: np.ndarray, skeleton) -> None:
 
 def check_joint_names(joint_names: Any, skeleton, what: str = "the observation") -> None:
     """Refuse observations whose joint order (names) differs from ``skeleton``'s, naming both skeletons (H17)."""
-    from .skeletons import describe_mismatch
+    from skeleton_diffusion.skeletons import describe_mismatch
 
     names = [str(n) for n in np.asarray(joint_names).reshape(-1).tolist()]
     if tuple(names) != tuple(skeleton.joint_names):

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from .utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["MDMSampler", "MDMPredictor", "is_mdm_checkpoint", "build_mdm_from_checkpoint", "load_mdm",
            "edit_mask"]
@@ -42,7 +42,7 @@ class MDMSampler:
         self.eta, self.guidance_param = float(eta), float(guidance_param)
 
     def _sample(self, n: int, x_cond: Optional[Tensor], generator: Optional[torch.Generator], **kw: Any) -> Tensor:
-        from .diffusion.respace import sample_motion
+        from skeleton_diffusion.diffusion.respace import sample_motion
 
         kw.setdefault("steps", self.steps)
         kw.setdefault("eta", self.eta)
@@ -54,7 +54,7 @@ class MDMSampler:
                      generator: Optional[torch.Generator] = None, **kw: Any) -> Tensor:
         """``obs [B, T_obs, N, 3]`` input space -> ``[B, S, T_pred, N, 3]`` input space. Horizons longer than the
         model's are rolled out autoregressively (the last ``T_obs`` predicted frames become the next past)."""
-        from .diffusion.motion_space import x_to_motion
+        from skeleton_diffusion.diffusion.motion_space import x_to_motion
 
         if self.spec.mode != "past":
             raise InputError(f"this MDM is {self.spec.mode}-conditioned; prediction needs condition=past")
@@ -76,7 +76,7 @@ class MDMSampler:
     def generate(self, x_cond: Optional[Tensor], batch: int, num_samples: int = 1,
                  generator: Optional[torch.Generator] = None, **kw: Any) -> Tensor:
         """Action / text / unconditional generation -> ``[B, S, T, J, 3]`` model space."""
-        from .diffusion.motion_space import x_to_motion
+        from skeleton_diffusion.diffusion.motion_space import x_to_motion
 
         cond = None if x_cond is None else x_cond.repeat_interleave(int(num_samples), dim=0)
         x = self._sample(batch * int(num_samples), cond, generator, **kw)
@@ -112,7 +112,7 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
                               ) -> tuple[nn.Module, Any, DictConfig, Any, Optional[nn.Module]]:
     """-> ``(diffusion, spec, train config, skeleton, text encoder or None)`` of an MDM checkpoint (frozen,
     eval mode)."""
-    from .training.mdm_trainer import build_mdm, load_motion_checkpoint
+    from skeleton_diffusion.training.mdm_trainer import build_mdm, load_motion_checkpoint
 
     diffusion, spec, cfg, skeleton, text_encoder, _, _ = load_motion_checkpoint(
         path, device, use_ema, "mdm", build_mdm, "an MDM")
@@ -152,8 +152,8 @@ class MDMPredictor:
                 allow_longer: bool = False, return_numpy: bool = True, **sample_kw: Any) -> Any:
         """Like :meth:`.inference.Predictor.predict`: ``obs [T_obs, J, 3]`` or ``[B, T_obs, J, 3]`` metres ->
         ``[B, S, T_pred, J, 3]`` metres (hip-relative poses placed at the last observed root)."""
-        from .data.transforms import to_input_space
-        from .inference_checks import validate_observation
+        from skeleton_diffusion.data.transforms import to_input_space
+        from skeleton_diffusion.inference_checks import validate_observation
 
         x = torch.as_tensor(validate_observation(obs, self.skeleton, self.obs_length, allow_longer=allow_longer),
                             dtype=torch.float32)
@@ -205,8 +205,8 @@ class MDMPredictor:
         the full observed+future window ``T_obs + T`` in world coordinates is expected and the observation
         conditions the model, and the result follows the input's future root trajectory) -> ``[S, T, J, 3]``
         metres with the kept part equal to the input."""
-        from .diffusion.motion_space import motion_to_x, x_to_motion
-        from .data.transforms import to_input_space
+        from skeleton_diffusion.diffusion.motion_space import motion_to_x, x_to_motion
+        from skeleton_diffusion.data.transforms import to_input_space
 
         m = torch.as_tensor(np.asarray(motion), dtype=torch.float32)
         if m.dim() != 3 or m.shape[-1] != 3:
@@ -249,8 +249,8 @@ class MDMPredictor:
 
 def load_mdm(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False) -> MDMPredictor:
     """Load an MDM checkpoint (file or run folder) -> :class:`MDMPredictor`."""
-    from .inference import resolve_checkpoint
-    from .utils.device import resolve_device
+    from skeleton_diffusion.inference import resolve_checkpoint
+    from skeleton_diffusion.utils.device import resolve_device
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from .utils.errors import ConfigError, DataFormatError, InputError
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputError
 
 _log = logging.getLogger("skeleton_diffusion.predict")
 
@@ -111,7 +111,7 @@ def load_observation_joint_names(path: str | Path) -> list[str] | None:
 def save_prediction(path: str | Path, pred: np.ndarray, obs: np.ndarray, *, joint_names: Sequence[str],
                     fps: float, **extra: Any) -> Path:
     """Write the prediction ``.npz`` atomically (``pred``, ``obs``, ``joint_names``, ``fps`` + ``extra``)."""
-    from .utils.io import atomic_write
+    from skeleton_diffusion.utils.io import atomic_write
 
     path = Path(path).expanduser()
     arrays = {"pred": np.asarray(pred, dtype=np.float32), "obs": np.asarray(obs, dtype=np.float32),
@@ -143,7 +143,7 @@ def _get(cfg: DictConfig, key: str) -> Any:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Load the model, predict, write ``output`` (and ``gif``); returns a summary dict."""
-    from .inference import load_model
+    from skeleton_diffusion.inference import load_model
 
     ckpt, inp, out = _get(cfg, "checkpoint_path"), _get(cfg, "input"), _get(cfg, "output")
     num_samples = int(cfg.get("num_samples", 50))
@@ -155,7 +155,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     sk = predictor.skeleton
     _log.info("model: %s (skeleton %s, %d observed -> %d predicted frames at %g fps) on %s", predictor.checkpoint,
               sk.name, predictor.obs_length, predictor.pred_length, predictor.fps, predictor.device)
-    from .inference_checks import check_joint_names, validate_observation
+    from skeleton_diffusion.inference_checks import check_joint_names, validate_observation
 
     obs_names = load_observation_joint_names(inp)
     if obs_names is not None:  # an observation file that names its joints must match the model's order (H17)
@@ -173,7 +173,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"output": out_path, "pred_shape": tuple(pred.shape), "gifs": []}
     print(f"wrote {out_path}: pred {tuple(pred.shape)} metres (B, S, T_pred, J, 3), joints of '{sk.name}'")
     if cfg.get("gif"):
-        from .viz.animation import animate_prediction
+        from skeleton_diffusion.viz.animation import animate_prediction
 
         fps = float(cfg.get("gif_fps") or predictor.fps)
         for b, path in enumerate(gif_paths(cfg.gif, pred.shape[0])):
@@ -188,13 +188,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``configs/predict.yaml`` with Hydra command-line overrides (``key=value``)."""
-    from .config import compose_cli_config
+    from skeleton_diffusion.config import compose_cli_config
 
     return compose_cli_config("predict", list(overrides))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
-    from .cli import run_config_cli
+    from skeleton_diffusion.cli import run_config_cli
 
     def predict(args: list[str]) -> dict[str, Any]:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))

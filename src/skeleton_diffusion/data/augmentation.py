@@ -144,6 +144,6 @@ def add_observation_noise(obs: np.ndarray, noise_level: float, noise_std: float,
     Official draw order: Gaussian noise ``[T, J-1, 3]`` first, then the Bernoulli mask ``[T, J-1]``.
     Implemented by the shared corruption module (:func:`skeleton_diffusion.data.corruption.noisy_joints_np`).
     """
-    from .corruption import noisy_joints_np
+    from skeleton_diffusion.data.corruption import noisy_joints_np
 
     return noisy_joints_np(obs, noise_level, noise_std, rng, skip_root=True)

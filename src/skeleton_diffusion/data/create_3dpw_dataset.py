@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import resolve_device, setup_cli_logging
+from skeleton_diffusion.data.builders.common import resolve_device, setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.threedpw import build_3dpw
+    from skeleton_diffusion.data.builders.threedpw import build_3dpw
 
     parser = argparse.ArgumentParser(description="3DPW: raw pickles -> processed dataset")
     parser.add_argument("-gpu", "--gpu", action="store_true", help="run the body model on CUDA when available")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import resolve_device, setup_cli_logging
+from skeleton_diffusion.data.builders.common import resolve_device, setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     setup_cli_logging()
-    from .builders.amass import build_amass
+    from skeleton_diffusion.data.builders.amass import build_amass
 
     summary = build_amass(args.data_root, include_hands=args.include_hands, datasets=args.datasets, fps=args.fps,
                           device=resolve_device(args.gpu), if_extract_zip=args.if_extract_zip,

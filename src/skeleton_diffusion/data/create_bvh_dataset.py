@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import setup_cli_logging
+from skeleton_diffusion.data.builders.common import setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.bvh import build_bvh_dataset
+    from skeleton_diffusion.data.builders.bvh import build_bvh_dataset
 
     parser = argparse.ArgumentParser(description="BVH folder -> processed dataset (AMASS-22 or the native skeleton)")
     parser.add_argument("--input", required=True, help="folder searched recursively for *.bvh")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import setup_cli_logging
+from skeleton_diffusion.data.builders.common import setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.deepmimic import DEFAULT_TEST_CLIPS, DEFAULT_VALID_CLIPS, build_deepmimic_dataset
+    from skeleton_diffusion.data.builders.deepmimic import DEFAULT_TEST_CLIPS, DEFAULT_VALID_CLIPS, build_deepmimic_dataset
 
     p = argparse.ArgumentParser(description="DeepMimic humanoid3d clips (pybullet_data) -> processed dataset")
     p.add_argument("--name", default="DeepMimic")

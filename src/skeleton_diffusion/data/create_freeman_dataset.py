@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import setup_cli_logging
+from skeleton_diffusion.data.builders.common import setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.freeman import build_freeman
+    from skeleton_diffusion.data.builders.freeman import build_freeman
 
     parser = argparse.ArgumentParser(description="FreeMan: raw keypoints -> processed dataset")
     parser.add_argument("-gpu", "--gpu", action="store_true", help="accepted for compatibility (no effect)")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import setup_cli_logging
+from skeleton_diffusion.data.builders.common import setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.h36m import SUBJECTS, build_h36m
+    from skeleton_diffusion.data.builders.h36m import SUBJECTS, build_h36m
 
     parser = argparse.ArgumentParser(description="Human3.6M: raw CDF -> processed dataset")
     parser.add_argument("--subjects", nargs="+", default=SUBJECTS, help="subjects (default: %(default)s)")

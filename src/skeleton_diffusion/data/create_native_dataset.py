@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.common import setup_cli_logging
+from skeleton_diffusion.data.builders.common import setup_cli_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .builders.native_skeleton import build_native_dataset
+    from skeleton_diffusion.data.builders.native_skeleton import build_native_dataset
 
     parser = argparse.ArgumentParser(description="skeleton file + joint-position clips -> processed dataset")
     parser.add_argument("--skeleton", required=True, help="skeleton file (.yaml/.json, see docs/any_skeleton.md)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .builders.synthetic import build_synthetic_dataset
+from skeleton_diffusion.data.builders.synthetic import build_synthetic_dataset
 
 DEFAULT_OUT = "datasets/processed/Synthetic/hmp"
 

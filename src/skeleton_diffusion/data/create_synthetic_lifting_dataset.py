@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..skeletons import get_skeleton
-from ..utils.errors import ConfigError
-from .builders.projection import project_pinhole, sample_pinhole_cameras
-from .lifting import lifting_file_path, save_lifting
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.data.builders.projection import project_pinhole, sample_pinhole_cameras
+from skeleton_diffusion.data.lifting import lifting_file_path, save_lifting
 
 __all__ = ["AMASS_TO_H36M", "amass_to_h36m", "DETECTOR_NOISE_PX", "build_synthetic_lifting", "main"]
 
@@ -49,7 +49,7 @@ def amass_to_h36m(x: np.ndarray) -> np.ndarray:
 def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: int, frames: int,
                        step: int) -> list[tuple[np.ndarray, str]]:
     if source is None:
-        from .builders.synthetic import generate_clip
+        from skeleton_diffusion.data.builders.synthetic import generate_clip
 
         clips = []
         for _ in range(n_clips):
@@ -58,8 +58,8 @@ def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: i
             names, counts = np.unique(np.asarray(labels), return_counts=True)
             clips.append((amass_to_h36m(pos), str(names[counts.argmax()])))
         return clips
-    from .builders.common import read_processed
-    from .processed import iter_leaves
+    from skeleton_diffusion.data.builders.common import read_processed
+    from skeleton_diffusion.data.processed import iter_leaves
 
     leaves = [(k, np.asarray(v)) for k, v in iter_leaves(read_processed(source))]
     if not leaves:

@@ -27,19 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..utils.errors import ConfigError, DataFormatError, DatasetNotPreparedError
-from . import augmentation as aug
-from .mean_motion import compute_mean_motion, read_mean_motion
-from .mmgt import read_mmgt
-from .processed import load_processed_cached, processed_path
-from .segments import (
-    CsvSegment,
-    generate_segments_array,
-    h36m_action_class,
-    read_amass_segments,
-    read_h36m_segments,
-    read_named_segments,
-)
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.data import augmentation as aug
+from skeleton_diffusion.data.mean_motion import compute_mean_motion, read_mean_motion
+from skeleton_diffusion.data.mmgt import read_mmgt
+from skeleton_diffusion.data.processed import load_processed_cached, processed_path
+from skeleton_diffusion.data.segments import CsvSegment, generate_segments_array, h36m_action_class, read_amass_segments, read_h36m_segments, read_named_segments
 
 __all__ = [
     "MotionWindowDataset",
@@ -123,7 +116,7 @@ class MotionWindowDataset(Dataset):
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(skeleton, str):
-            from ..skeletons import get_skeleton
+            from skeleton_diffusion.skeletons import get_skeleton
 
             skeleton = get_skeleton(skeleton)
         if skeleton is None:
@@ -245,7 +238,7 @@ class MotionWindowDataset(Dataset):
         """Reference speed per class (``idx_to_class`` order) from ``mean_motion_test.txt``; computed if missing."""
         path = Path(path) if path else self.precomputed_folder / "mean_motion_test.txt"
         if not path.is_file() and compute_if_missing:
-            from .mean_motion import write_mean_motion
+            from skeleton_diffusion.data.mean_motion import write_mean_motion
 
             refs, freqs = self.compute_mean_motion()
             write_mean_motion(path, self.idx_to_class, refs, freqs)

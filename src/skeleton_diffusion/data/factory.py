@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..utils.errors import ConfigError
-from .datasets import DATASET_TYPES, MotionWindowDataset
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.data.datasets import DATASET_TYPES, MotionWindowDataset
 
 __all__ = ["build_dataset", "dataset_cfg_to_dict", "resolve_dataset_path", "DEFAULT_DATASET_CFGS", "LOADER_ONLY_KEYS"]
 
@@ -78,7 +78,7 @@ def resolve_dataset_path(p: str | os.PathLike, base: str | os.PathLike | None) -
 def _require_processed_first(cls: type, precomputed: Path, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
     """A missing processed file is reported before anything else the dataset reads (e.g. the test-window CSV),
     with its path and the command that builds it; a missing segment CSV is listed alongside."""
-    from .processed import missing_dataset_error, processed_path
+    from skeleton_diffusion.data.processed import missing_dataset_error, processed_path
 
     if not (isinstance(cls, type) and issubclass(cls, MotionWindowDataset)):
         return
@@ -141,7 +141,7 @@ def build_dataset(
     pred_length = int(prediction_horizon_sec * fps) if pred_length is None else int(pred_length)
 
     if skeleton is None or isinstance(skeleton, str):
-        from ..skeletons import get_skeleton
+        from skeleton_diffusion.skeletons import get_skeleton
 
         skeleton = get_skeleton(skeleton or cfg.get("skeleton_name") or cfg["dataset_name"])
     if "num_joints" in cfg and int(cfg["num_joints"]) != int(skeleton.num_joints):
@@ -166,8 +166,8 @@ def build_dataset(
             kwargs["segments_path"] = resolve_dataset_path(seg_p, main)
     if (kwargs.get("if_long_term_test") and split == "test" and cls.__name__ == "GenericMotionDataset"
             and not Path(kwargs["segments_path"]).is_file()):  # say which command writes it (H16c)
-        from ..utils.errors import DatasetNotPreparedError
-        from .long_term import missing_long_term_hint
+        from skeleton_diffusion.utils.errors import DatasetNotPreparedError
+        from skeleton_diffusion.data.long_term import missing_long_term_hint
 
         raise DatasetNotPreparedError(f"long-term test of dataset '{cfg['dataset_name']}': "
                                       + missing_long_term_hint(Path(kwargs["segments_path"]).parent,

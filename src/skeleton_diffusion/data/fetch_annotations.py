@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..utils.errors import DataFormatError
-from ..utils.io import atomic_write
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.utils.io import atomic_write
 
 REPOSITORY = "tum-vision/skeletondiffusion"
 PINNED_COMMIT = "c90970f7a389bb9bd50de4f52c198a0d53753785"

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..utils.errors import ConfigError, DataFormatError
-from .processed import load_processed_cached, processed_path
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
+from skeleton_diffusion.data.processed import load_processed_cached, processed_path
 
 __all__ = [
     "canonicalize_motion",
@@ -164,8 +164,8 @@ def build_synthetic_generation_dataset(
     max_windows: int | None = None,
 ) -> GenerationDataset:
     """Generation windows of the synthetic dataset in ``folder`` (``data_3d_synthetic.npz`` + frame labels)."""
-    from .builders.synthetic_captions import ACTION_NAMES, load_frame_labels, primitive_runs, caption_from_runs
-    from .builders.synthetic_captions import window_action
+    from skeleton_diffusion.data.builders.synthetic_captions import ACTION_NAMES, load_frame_labels, primitive_runs, caption_from_runs
+    from skeleton_diffusion.data.builders.synthetic_captions import window_action
 
     folder = Path(folder)
     positions = load_processed_cached(processed_path(folder, "synthetic"))
@@ -219,7 +219,7 @@ def build_generation_dataset(
             max_windows=max_windows,
         )  # fmt: skip
     if name == "humanml3d":
-        from .builders.humanml3d import build_humanml3d_generation_dataset
+        from skeleton_diffusion.data.builders.humanml3d import build_humanml3d_generation_dataset
 
         return build_humanml3d_generation_dataset(
             folder, split, max_frames=int(num_frames or gen.get("max_frames", 196)),

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from ..utils.errors import DataFormatError
+from skeleton_diffusion.utils.errors import DataFormatError
 
 __all__ = [
     "T2M_RAW_OFFSETS", "T2M_KINEMATIC_CHAIN", "T2M_PARENTS", "FACE_JOINTS", "FEATURE_SLICES", "feature_dim",

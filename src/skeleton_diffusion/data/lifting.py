@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..utils.errors import ConfigError, DataFormatError, DatasetNotPreparedError
-from ..utils.io import atomic_path
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_path
 
 __all__ = ["LIFTING_KEYS", "LiftingData", "save_lifting", "load_lifting", "LiftingWindows", "lifting_file_path"]
 

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..utils.errors import DataFormatError
-from .segments import CsvSegment, read_named_segments, write_named_segments
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.data.segments import CsvSegment, read_named_segments, write_named_segments
 
 __all__ = ["LONG_TERM_SEGMENTS", "DEFAULT_LONG_TERM_FACTOR", "long_term_length", "long_term_rows",
            "write_long_term_segments", "missing_long_term_hint"]
@@ -56,7 +56,7 @@ def long_term_rows(test_rows: Sequence[CsvSegment], clip_lengths: Mapping[str, i
 
 
 def _clip_lengths(npz_path: Path, split: str = "test") -> dict[str, int]:
-    from .builders.common import read_processed
+    from skeleton_diffusion.data.builders.common import read_processed
 
     data = read_processed(npz_path)
     clips = data[split] if split in data and isinstance(data[split], dict) else data

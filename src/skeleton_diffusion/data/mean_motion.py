@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..utils.errors import DataFormatError, DatasetNotPreparedError
-from ..utils.io import atomic_write
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_write
 
 __all__ = ["segment_mean_speed", "compute_mean_motion", "write_mean_motion", "read_mean_motion"]
 

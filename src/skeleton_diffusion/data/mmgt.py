@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..utils.errors import DataFormatError, DatasetNotPreparedError
-from ..utils.io import atomic_write
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_write
 
 __all__ = [
     "compute_mmgt",

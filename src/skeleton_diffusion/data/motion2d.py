@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..utils.errors import DataFormatError, InputError
-from .projection2d import project_motion, random_azimuths
+from skeleton_diffusion.utils.errors import DataFormatError, InputError
+from skeleton_diffusion.data.projection2d import project_motion, random_azimuths
 
 __all__ = ["PairedProjectionDataset", "Motion2DDataset", "collate_motion2d", "write_motion2d_clip",
            "project_generation_dataset"]
@@ -120,7 +120,7 @@ def _read_clip(path: Path, num_joints: int) -> tuple[np.ndarray, list[str]]:
 
 def collate_motion2d(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Items of :class:`PairedProjectionDataset` / :class:`Motion2DDataset` -> batch dict (module doc)."""
-    from .generation import collate_generation
+    from skeleton_diffusion.data.generation import collate_generation
 
     batch = collate_generation(items)
     batch["joints2d"] = torch.stack([it["joints2d"] for it in items])
@@ -131,7 +131,7 @@ def collate_motion2d(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def write_motion2d_clip(path: str | Path, keypoints: np.ndarray, text: str | Sequence[str],
                         fps: Optional[float] = None) -> Path:
     """Write one 2D-only clip ``keypoints [T, J, 2]`` + caption(s) as ``path`` (.npz, atomic)."""
-    from ..utils.io import atomic_write
+    from skeleton_diffusion.utils.io import atomic_write
 
     kp = np.asarray(keypoints, dtype=np.float32)
     if kp.ndim != 3 or kp.shape[-1] != 2:

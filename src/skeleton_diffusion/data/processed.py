@@ -23,8 +23,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..utils.errors import DataFormatError, DatasetNotPreparedError
-from ..utils.io import atomic_path
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_path
 
 __all__ = [
     "PROCESSED_KEY",

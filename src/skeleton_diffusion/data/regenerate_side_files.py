@@ -9,7 +9,7 @@ Writes ``mean_motion_test.txt``, ``mmgt_test.txt`` and ``mmapd_GT.csv`` (and wit
 
 import sys
 
-from .side_files import main
+from skeleton_diffusion.data.side_files import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..utils.errors import DataFormatError, DatasetNotPreparedError
-from ..utils.io import atomic_write
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_write
 
 __all__ = [
     "CsvSegment",

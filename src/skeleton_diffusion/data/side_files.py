@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.errors import ConfigError
-from .factory import DEFAULT_DATASET_CFGS, build_dataset, dataset_cfg_to_dict
-from .mean_motion import write_mean_motion
-from .mmgt import compute_mmgt, mmgt_summary, write_mmgt
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.data.factory import DEFAULT_DATASET_CFGS, build_dataset, dataset_cfg_to_dict
+from skeleton_diffusion.data.mean_motion import write_mean_motion
+from skeleton_diffusion.data.mmgt import compute_mmgt, mmgt_summary, write_mmgt
 
 __all__ = ["build_side_files", "build_test_dataset", "regenerate_side_files"]
 
@@ -108,7 +108,7 @@ def build_side_files(
     else:
         result["skipped"].append(mmgt_path)
     if mmapd:
-        from .mmgt import compute_mmgt_apd, read_mmgt, write_mmapd_csv
+        from skeleton_diffusion.data.mmgt import compute_mmgt_apd, read_mmgt, write_mmapd_csv
 
         mmapd_path = processed_dir / "mmapd_GT.csv"
         if todo_mmapd or todo_mmgt:
@@ -146,7 +146,7 @@ def regenerate_side_files(processed_dir: str | os.PathLike, *, dataset_config: s
         cfg["skeleton_name"] = str((processed_dir / "skeleton.json").resolve())
     out: dict = {"segments": {}}
     if segments:
-        from .builders.common import read_processed, window_rows, write_csv
+        from skeleton_diffusion.data.builders.common import read_processed, window_rows, write_csv
 
         name = str(cfg["dataset_name"])
         positions = read_processed(processed_dir / f"data_3d_{name}.npz")
@@ -160,8 +160,8 @@ def regenerate_side_files(processed_dir: str | os.PathLike, *, dataset_config: s
             write_csv(ann / f"segments_{split}.csv", ("name", "init", "pred_init", "pred_end"), rows)
             out["segments"][split] = len(rows)
     if str(cfg.get("dataset_type")) == "GenericMotionDataset":  # long-term test windows (H16c)
-        from ..utils.errors import DataFormatError, DatasetNotPreparedError
-        from .long_term import write_long_term_segments
+        from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+        from skeleton_diffusion.data.long_term import write_long_term_segments
 
         w = {"history": 0.5, "horizon": 2.0, **(cfg.get("windows_sec") or {})}
         test_csv = Path(str((cfg.get("data_loader_test") or {}).get("segments_path") or "segments_test.csv")).name

@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from ..utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 

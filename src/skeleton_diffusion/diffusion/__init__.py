@@ -9,13 +9,13 @@ Plug-and-play::
     samples = diffusion.sample(batch_size=4)                  # [4, N, D]
 """
 
-from .covariance import get_cov_from_corr, is_positive_definite, make_positive_definite, normalize_cov
-from .isotropic import IsotropicGaussianDiffusion
-from .losses import DiffusionLoss
-from .nonisotropic import NonisotropicGaussianDiffusion
-from .samplers import SampleOutput, ancestral_sample, ddim_sample
-from .schedules import compute_eigen_variances, cosine_beta_schedule, get_beta_schedule, gamma_schedule
-from .trainer1d import Trainer1DAdapter, load_trainer1d
+from skeleton_diffusion.diffusion.covariance import get_cov_from_corr, is_positive_definite, make_positive_definite, normalize_cov
+from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.losses import DiffusionLoss
+from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.samplers import SampleOutput, ancestral_sample, ddim_sample
+from skeleton_diffusion.diffusion.schedules import compute_eigen_variances, cosine_beta_schedule, get_beta_schedule, gamma_schedule
+from skeleton_diffusion.diffusion.trainer1d import Trainer1DAdapter, load_trainer1d
 
 __all__ = [
     "get_cov_from_corr", "is_positive_definite", "make_positive_definite", "normalize_cov",

@@ -15,9 +15,9 @@ from torch import Tensor, nn
 
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
-from .losses import DiffusionLoss, default_loss_weighting, elementwise_penalty, loss_weight_schedule
-from .samplers import SampleOutput, white_noise, ancestral_sample, ddim_sample
-from .schedules import get_beta_schedule
+from skeleton_diffusion.diffusion.losses import DiffusionLoss, default_loss_weighting, elementwise_penalty, loss_weight_schedule
+from skeleton_diffusion.diffusion.samplers import SampleOutput, white_noise, ancestral_sample, ddim_sample
+from skeleton_diffusion.diffusion.schedules import get_beta_schedule
 
 __all__ = ["GaussianDiffusionBase", "extract"]
 

@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .base import GaussianDiffusionBase, extract
-from .schedules import compute_eigen_variances
+from skeleton_diffusion.diffusion.base import GaussianDiffusionBase, extract
+from skeleton_diffusion.diffusion.schedules import compute_eigen_variances
 
 __all__ = ["IsotropicGaussianDiffusion"]
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..utils.errors import ConfigError, InputError
+from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = ["motion_to_x", "x_to_motion", "to_trajectory_space", "trajectory_to_metres", "joint_adjacency",
            "build_motion_diffusion", "masked_mse", "position_loss", "velocity_loss", "foot_contact_loss",
@@ -74,8 +74,8 @@ def build_motion_diffusion(model_cfg: Mapping[str, Any], network: nn.Module, ske
     :class:`NonisotropicGaussianDiffusion` with Σ_N from the skeleton graph over the network's J nodes
     (node adjacency for ``hmp``, joint adjacency incl. root for ``trajectory``; ``cov_matrix`` config honoured
     for ``hmp``)."""
-    from ..factories import build_correlation
-    from . import IsotropicGaussianDiffusion, NonisotropicGaussianDiffusion, get_cov_from_corr
+    from skeleton_diffusion.factories import build_correlation
+    from skeleton_diffusion.diffusion import IsotropicGaussianDiffusion, NonisotropicGaussianDiffusion, get_cov_from_corr
 
     noise = str(model_cfg.get("noise", "isotropic"))
     if noise not in NOISE_TYPES:
@@ -163,7 +163,7 @@ def mdm_loss(diffusion: nn.Module, x0: Tensor, *, x_cond: Optional[Tensor] = Non
 
     Positions for the geometric terms come from the representation: ``x * pose_box_size`` metres, with a zero
     root prepended when ``add_root`` (the ``hmp`` representation drops it); ``feet`` index those joints."""
-    from .samplers import white_noise
+    from skeleton_diffusion.diffusion.samplers import white_noise
 
     b = x0.shape[0]
     if t is None:

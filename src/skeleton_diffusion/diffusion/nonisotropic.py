@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
-from .base import GaussianDiffusionBase, extract
-from .schedules import COVARIANCE_TYPES, compute_eigen_variances
+from skeleton_diffusion.diffusion.base import GaussianDiffusionBase, extract
+from skeleton_diffusion.diffusion.schedules import COVARIANCE_TYPES, compute_eigen_variances
 
 __all__ = ["NonisotropicGaussianDiffusion"]
 

@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..utils.errors import ConfigError, InputError
-from .samplers import white_noise
+from skeleton_diffusion.utils.errors import ConfigError, InputError
+from skeleton_diffusion.diffusion.samplers import white_noise
 
 __all__ = ["space_timesteps", "respaced_betas", "guided_x0", "sample_motion"]
 

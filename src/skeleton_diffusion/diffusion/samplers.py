@@ -18,7 +18,7 @@ from torch import Tensor
 from skeleton_diffusion.utils.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import GaussianDiffusionBase
+    from skeleton_diffusion.diffusion.base import GaussianDiffusionBase
 
 __all__ = ["RowGenerators", "SampleOutput", "ancestral_sample", "ddim_sample", "ddim_timesteps", "white_noise"]
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from skeleton_diffusion.utils.errors import ConfigError
 
-from .base import GaussianDiffusionBase
+from skeleton_diffusion.diffusion.base import GaussianDiffusionBase
 
 __all__ = ["load_trainer1d", "Trainer1DAdapter"]
 

@@ -8,10 +8,10 @@ Typical use::
     write_results(out_dir, res, dataset="amass", checkpoint=ckpt, print_table=True)
 """
 
-from .baselines import GroundTruthOracle, ZeroVelocityBaseline, zero_velocity
-from .evaluator import PredictionWriter, aggregate_seeds, evaluate, load_mmapd_gt, resolve_metric_names
-from .metrics import METRIC_ORDER, PER_ITEM_METRICS, STATS_MODES, metrics_for_mode, per_item_metrics
-from .results import METRIC_UNITS, format_official_table, format_table, load_results, summarize, write_results
+from skeleton_diffusion.evaluation.baselines import GroundTruthOracle, ZeroVelocityBaseline, zero_velocity
+from skeleton_diffusion.evaluation.evaluator import PredictionWriter, aggregate_seeds, evaluate, load_mmapd_gt, resolve_metric_names
+from skeleton_diffusion.evaluation.metrics import METRIC_ORDER, PER_ITEM_METRICS, STATS_MODES, metrics_for_mode, per_item_metrics
+from skeleton_diffusion.evaluation.results import METRIC_UNITS, format_official_table, format_table, load_results, summarize, write_results
 
 __all__ = [
     "evaluate",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["ZeroVelocityBaseline", "zero_velocity", "GroundTruthOracle"]
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..utils.errors import InputError
-from .results import load_results
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.results import load_results
 
 __all__ = ["compare_table", "main"]
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     table = compare_table(inputs, args.metrics)
     print(table)
     if args.out:
-        from ..utils.io import atomic_write
+        from skeleton_diffusion.utils.io import atomic_write
 
         with atomic_write(Path(args.out), "w") as fh:
             fh.write(table)

@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..utils.errors import ConfigError, DataFormatError
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
 __all__ = ["JointMap", "load_joint_map", "map_to_model", "resample_window", "evaluate_cross_skeleton", "main"]
 
@@ -58,7 +58,7 @@ class JointMap:
 
 
 def _skeleton(spec: Any, source: str):
-    from ..skeletons import get_skeleton
+    from skeleton_diffusion.skeletons import get_skeleton
 
     try:
         return get_skeleton(spec)
@@ -132,7 +132,7 @@ def resample_window(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: i
 
 
 def _metrics(pred: torch.Tensor, gt: torch.Tensor, mm: list[torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    from .metrics import ade, apd, fde, mmade, mmfde
+    from skeleton_diffusion.evaluation.metrics import ade, apd, fde, mmade, mmfde
 
     out = {"ADE": ade(pred, gt), "FDE": fde(pred, gt), "APD": apd(pred)}
     per_joint = torch.linalg.norm(pred - gt[:, None], dim=-1).mean(dim=(-1, -2))  # [B, S]
@@ -158,12 +158,12 @@ def evaluate_cross_skeleton(
     window dataset on skeleton B exposing ``window_world(i)`` and optionally ``mm_gt_indices``) through ``jmap``.
     Returns ``{'metrics': {name: mean}, 'num_windows', 'shared_joints', ...}`` (metres)."""
     if tuple(predictor.skeleton.joint_names) != jmap.model_joints:
-        from ..skeletons import describe_mismatch
+        from skeleton_diffusion.skeletons import describe_mismatch
 
         raise ConfigError(describe_mismatch("the model", predictor.skeleton, f"joint map '{jmap.name}'",
                                             list(jmap.model_joints)))
     if tuple(dataset.skeleton.joint_names) != jmap.data_joints:
-        from ..skeletons import describe_mismatch
+        from skeleton_diffusion.skeletons import describe_mismatch
 
         raise ConfigError(describe_mismatch("the dataset", dataset.skeleton, f"joint map '{jmap.name}'",
                                             list(jmap.data_joints)))
@@ -209,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import yaml
 
-    from ..data.factory import build_dataset
-    from ..inference import load_model
+    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.inference import load_model
 
     p = argparse.ArgumentParser(description="evaluate a model on motion of another skeleton via a joint map")
     p.add_argument("--checkpoint", required=True)
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   max_windows=a.max_windows)
     print(json.dumps(res["metrics"], indent=1))
     if a.out:
-        from ..utils.io import atomic_write
+        from skeleton_diffusion.utils.io import atomic_write
 
         with atomic_write(Path(a.out), "w") as fh:
             json.dump(res, fh, indent=1, default=str)

@@ -38,19 +38,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..utils.device import resolve_device
-from ..utils.errors import ConfigError, DataFormatError, InputError
-from ..utils.io import atomic_path
-from .metrics import (
-    METRIC_ORDER,
-    PER_ITEM_METRICS,
-    apde_per_item,
-    metrics_for_mode,
-    motion_for_cmd,
-    per_item_metrics,
-    resolve_cmd,
-)
-from .sharding import all_reduce_np, cmd_class_sums, cmd_from_class_sums, dist_world, shard_indices
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputError
+from skeleton_diffusion.utils.io import atomic_path
+from skeleton_diffusion.evaluation.metrics import METRIC_ORDER, PER_ITEM_METRICS, apde_per_item, metrics_for_mode, motion_for_cmd, per_item_metrics, resolve_cmd
+from skeleton_diffusion.evaluation.sharding import all_reduce_np, cmd_class_sums, cmd_from_class_sums, dist_world, shard_indices
 
 __all__ = ["evaluate", "aggregate_seeds", "PredictionWriter", "resolve_metric_names", "load_mmapd_gt",
            "shard_indices"]
@@ -267,7 +259,7 @@ def evaluate(
 
     fid_acc = None
     if "FID" in names:
-        from .fid import FIDAccumulator
+        from skeleton_diffusion.evaluation.fid import FIDAccumulator
 
         fid_acc = FIDAccumulator(fid_classifier)
     writer = PredictionWriter(store_output) if store_output is not None else None

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.errors import CheckpointError, InputError
+from skeleton_diffusion.utils.errors import CheckpointError, InputError
 
 __all__ = [
     "ClassifierForFID",

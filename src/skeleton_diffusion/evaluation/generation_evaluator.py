@@ -41,9 +41,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..nn.text_encoders import ScratchTextEncoder
-from ..utils.errors import CheckpointError, InputError
-from ..utils.io import atomic_torch_save
+from skeleton_diffusion.nn.text_encoders import ScratchTextEncoder
+from skeleton_diffusion.utils.errors import CheckpointError, InputError
+from skeleton_diffusion.utils.io import atomic_torch_save
 
 __all__ = [
     "motion_features",

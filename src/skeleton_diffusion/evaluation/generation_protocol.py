@@ -41,20 +41,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..data.generation import GenerationDataset, build_generation_dataset, collate_generation
-from ..utils.device import resolve_device
-from ..utils.errors import ConfigError, InputError
-from .generation_evaluator import GenerationEvaluator, load_evaluator
-from .metrics.generation import (
-    GENERATION_METRIC_ORDER,
-    action_accuracy,
-    diversity,
-    generation_fid,
-    matching_score,
-    multimodality,
-    r_precision,
-)
-from .train_generation_evaluator import default_evaluator_path, embed_dataset, eval_part_of
+from skeleton_diffusion.data.generation import GenerationDataset, build_generation_dataset, collate_generation
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import ConfigError, InputError
+from skeleton_diffusion.evaluation.generation_evaluator import GenerationEvaluator, load_evaluator
+from skeleton_diffusion.evaluation.metrics.generation import GENERATION_METRIC_ORDER, action_accuracy, diversity, generation_fid, matching_score, multimodality, r_precision
+from skeleton_diffusion.evaluation.train_generation_evaluator import default_evaluator_path, embed_dataset, eval_part_of
 
 __all__ = ["generate_for_windows", "score_generations", "evaluate_generator", "evaluate_real", "main"]
 
@@ -177,18 +169,18 @@ def _run_dict(metrics: dict[str, float], ds: GenerationDataset, seed: int, condi
 
 def load_generator(path: str | Path, device: torch.device) -> Any:
     """A generator from a checkpoint or run folder (MDM: ``inference_mdm.load_mdm``, else ``inference.load_model``)."""
-    from ..training.crossdiff_sampling import maybe_load_crossdiff  # CrossDiff checkpoints (H19)
+    from skeleton_diffusion.training.crossdiff_sampling import maybe_load_crossdiff  # CrossDiff checkpoints (H19)
 
     crossdiff = maybe_load_crossdiff(path, device)
     if crossdiff is not None:
         return crossdiff
     try:
-        from ..inference_mdm import load_mdm
+        from skeleton_diffusion.inference_mdm import load_mdm
     except ImportError:
         load_mdm = None
     if load_mdm is not None:
         return load_mdm(path, device)
-    from ..inference import load_model
+    from skeleton_diffusion.inference import load_model
 
     model = load_model(path, device)
     if not hasattr(model, "generate"):
@@ -198,7 +190,7 @@ def load_generator(path: str | Path, device: torch.device) -> Any:
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     """``eval.py task=generation``: write ``results.{json,csv,md}`` and return the summary."""
-    from .results import format_table, summarize, write_results
+    from skeleton_diffusion.evaluation.results import format_table, summarize, write_results
 
     device = resolve_device(cfg.get("device", "auto"))
     task = cfg.task

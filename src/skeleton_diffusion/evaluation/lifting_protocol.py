@@ -26,14 +26,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.corruption import OCCLUSION_TYPES, corrupt_2d
-from ..data.lifting import LiftingWindows
-from ..skeletons import get_skeleton
-from ..utils.device import resolve_device
-from ..utils.errors import CheckpointError, ConfigError
-from ..utils.io import safe_torch_load
-from .metrics.lifting import (bone_asymmetry, bone_length_std, mpjpe, mpjve, multi_hypothesis, n_mpjpe, p_mpjpe,
-                              per_action_mean, symmetric_bone_pairs)
+from skeleton_diffusion.data.corruption import OCCLUSION_TYPES, corrupt_2d
+from skeleton_diffusion.data.lifting import LiftingWindows
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.io import safe_torch_load
+from skeleton_diffusion.evaluation.metrics.lifting import bone_asymmetry, bone_length_std, mpjpe, mpjve, multi_hypothesis, n_mpjpe, p_mpjpe, per_action_mean, symmetric_bone_pairs
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ __all__ = ["load_lifting_checkpoint", "evaluate_lifting", "main"]
 
 def load_lifting_checkpoint(path: str | Path) -> tuple[DictConfig, dict[str, Any], Path]:
     """-> ``(training config, checkpoint dict, checkpoint file)`` of a lifting run folder or checkpoint file."""
-    from ..training.checkpoint import resolve_checkpoint
+    from skeleton_diffusion.training.checkpoint import resolve_checkpoint
 
     ckpt_path = resolve_checkpoint(path, hint="train one with `python train_lifting.py method=<...>`")
     ckpt = safe_torch_load(ckpt_path)
@@ -111,7 +110,7 @@ def evaluate_lifting(model: torch.nn.Module, windows: LiftingWindows, *, occlusi
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Entry point for ``eval.py task=lifting``."""
-    from .results import write_results
+    from skeleton_diffusion.evaluation.results import write_results
 
     occlusion = str(cfg.get("occlusion", "none"))
     known = [o for o in OCCLUSION_TYPES if o != "mixed"]
@@ -120,9 +119,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("checkpoint_path"):
         raise ConfigError("task=lifting needs checkpoint_path=<lifting run folder or checkpoint>")
     device = resolve_device(cfg.get("device", "auto"))
-    from ..training.checkpoint import load_state_strict
-    from ..training.lifting_trainer import build_lifting_model as build_model
-    from ..training.lifting_trainer import load_lifting_dataset as load_dataset
+    from skeleton_diffusion.training.checkpoint import load_state_strict
+    from skeleton_diffusion.training.lifting_trainer import build_lifting_model as build_model
+    from skeleton_diffusion.training.lifting_trainer import load_lifting_dataset as load_dataset
 
     train_cfg, ckpt, ckpt_path = load_lifting_checkpoint(cfg.checkpoint_path)
     if cfg.get("dataset") is not None and cfg.dataset.get("lifting_file"):   # dataset=<lifting dataset> given
@@ -167,7 +166,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         runs.append(res)
         print(f"occlusion={occ}: MPJPE {res['metrics']['MPJPE']:.1f} mm, P-MPJPE {res['metrics']['PMPJPE']:.1f} mm")
     if cfg.task.get("figure_path"):
-        from ..viz.lifting import plot_lifting_example
+        from skeleton_diffusion.viz.lifting import plot_lifting_example
 
         plot_lifting_example(model, windows, occlusions[0], str(cfg.task.figure_path), num_samples=num_samples,
                              seed=int(cfg.seed), device=device)

@@ -13,8 +13,8 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig
 
-from ..skeletons import get_skeleton
-from ..utils.errors import ConfigError
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.errors import ConfigError
 
 __all__ = ["build_mdm_predictor"]
 
@@ -22,7 +22,7 @@ __all__ = ["build_mdm_predictor"]
 def build_mdm_predictor(cfg: DictConfig, ckpt: Path, device: torch.device
                         ) -> tuple[Callable, Any, float, Path, str]:
     """-> ``(predict_fn, skeleton, pose_box_size, checkpoint, method_name)`` like ``protocol.build_predictor``."""
-    from ..inference_mdm import MDMSampler, build_mdm_from_checkpoint
+    from skeleton_diffusion.inference_mdm import MDMSampler, build_mdm_from_checkpoint
 
     diffusion, spec, train_cfg, skeleton, _ = build_mdm_from_checkpoint(
         ckpt, device, use_ema=bool(cfg.get("use_ema_weights", False)))

@@ -15,11 +15,11 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..skeletons import get_skeleton
-from ..utils.cpu_allocator import keep_freed_cpu_memory
-from ..utils.device import resolve_device
-from ..utils.errors import ConfigError
-from ..utils.io import safe_torch_load
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.utils.io import safe_torch_load
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def results_dir(cfg: DictConfig, checkpoint: Path | None, method: str) -> Path:
 
 def _check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
     """Refuse a processed npz whose stored ``joint_names`` differ from the model's joint order (H17)."""
-    from ..data.processed import processed_path, read_joint_names
+    from skeleton_diffusion.data.processed import processed_path, read_joint_names
 
     folder = _dataset_path(cfg, "precomputed_folder")
     path = processed_path(folder, str(cfg.dataset.dataset_name)) if folder is not None else None
@@ -62,7 +62,7 @@ def _check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
         return
     names = read_joint_names(path)
     if names is not None and tuple(names) != tuple(skeleton.joint_names):
-        from ..skeletons import describe_mismatch
+        from skeleton_diffusion.skeletons import describe_mismatch
 
         raise ConfigError(describe_mismatch(f"the processed data '{path}'", names, "the checkpoint", skeleton))
 
@@ -71,26 +71,26 @@ def build_predictor(cfg: DictConfig, device: torch.device) -> tuple[Callable, An
     """-> ``(predict_fn, skeleton, pose_box_size, checkpoint or None, method_name)``."""
     method = str(cfg.method_specs.get("method_name", "SkeletonDiffusion"))
     if method == "ZeroVelocityBaseline":
-        from .baselines import ZeroVelocityBaseline
+        from skeleton_diffusion.evaluation.baselines import ZeroVelocityBaseline
 
         skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
         return ZeroVelocityBaseline(), skeleton, float(cfg.task.pose_box_size), None, method
     if not cfg.get("checkpoint_path"):
         raise ConfigError("checkpoint_path=<diffusion checkpoint or run folder> is required "
                           "(or method_specs=zero_velocity for the baseline)")
-    from ..inference import build_from_checkpoint, resolve_checkpoint
+    from skeleton_diffusion.inference import build_from_checkpoint, resolve_checkpoint
 
     ckpt = resolve_checkpoint(cfg.checkpoint_path)
-    from ..inference_mdm import is_mdm_checkpoint
+    from skeleton_diffusion.inference_mdm import is_mdm_checkpoint
 
     if is_mdm_checkpoint(safe_torch_load(ckpt)):
-        from .mdm_predictor import build_mdm_predictor
+        from skeleton_diffusion.evaluation.mdm_predictor import build_mdm_predictor
 
         return build_mdm_predictor(cfg, ckpt, device)
     model, train_cfg, skeleton = build_from_checkpoint(ckpt, device, use_ema=bool(cfg.get("use_ema_weights", False)))
     data_skel = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
     if data_skel.joint_names != skeleton.joint_names:
-        from ..skeletons import describe_mismatch
+        from skeleton_diffusion.skeletons import describe_mismatch
 
         raise ConfigError(describe_mismatch(f"the checkpoint '{ckpt}'", skeleton, f"dataset={cfg.dataset.dataset_name}",
                                             data_skel)
@@ -103,7 +103,7 @@ def build_predictor(cfg: DictConfig, device: torch.device) -> tuple[Callable, An
                           f"({cfg.task.history_sec} s at {cfg.dataset.fps} fps) but the model was trained with "
                           f"{model.obs_length}")
 
-    from ..pipeline import network_dtype
+    from skeleton_diffusion.pipeline import network_dtype
 
     seeding, dtype = noise_seeding(cfg), network_dtype(cfg.get("sampling_precision", "fp32"))
 
@@ -135,7 +135,7 @@ def window_generators(mode: str, seed: int | None, extra: Any, rows_per_window: 
     one stream per window (``mode='per_window'``; needs ``extra['segment_idx']``), or None (global RNG)."""
     if mode != "per_window":
         return None
-    from ..diffusion.samplers import RowGenerators
+    from skeleton_diffusion.diffusion.samplers import RowGenerators
 
     if not isinstance(extra, dict) or extra.get("segment_idx") is None:
         raise ConfigError("noise_seeding=per_window needs the window index extra['segment_idx'] in every batch "
@@ -193,7 +193,7 @@ def _launch_sharded(cfg: DictConfig, nproc: int, torchrun: bool) -> dict[str, An
 
     import ignite.distributed as idist
 
-    from ..config import register_resolvers
+    from skeleton_diffusion.config import register_resolvers
 
     register_resolvers()
     cfg = cfg.copy()
@@ -220,9 +220,9 @@ def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
     """The motion-prediction protocol in this process (one shard of it inside a process group)."""
     import torch.distributed as dist
 
-    from ..data import build_dataloader, build_dataset
-    from .evaluator import evaluate, load_mmapd_gt
-    from .results import write_results
+    from skeleton_diffusion.data import build_dataloader, build_dataset
+    from skeleton_diffusion.evaluation.evaluator import evaluate, load_mmapd_gt
+    from skeleton_diffusion.evaluation.results import write_results
 
     if cfg.stats_mode not in ("deterministic", "probabilistic", "probabilistic_orig"):
         raise ConfigError(f"stats_mode must be 'deterministic' or 'probabilistic', got {cfg.stats_mode!r}")
@@ -264,7 +264,7 @@ def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
                                   augmentation=0, da_mirroring=0.0, da_rotations=0.0)
     if long_term:
         kwargs.update(if_long_term_test=True, long_term_factor=float(cfg.long_term_factor))
-        from ..data.datasets import DATASET_TYPES, AMASSDataset
+        from skeleton_diffusion.data.datasets import DATASET_TYPES, AMASSDataset
 
         if issubclass(DATASET_TYPES.get(str(cfg.dataset.get("dataset_type")), object), AMASSDataset):
             # AMASSDataset applies long_term_factor itself (official): pass the 2 s horizon, not 2.5 x it (H16c)
@@ -279,7 +279,7 @@ def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
     if world > 1:  # this process's block of windows (each window evaluated exactly once over all processes)
         from torch.utils.data import Subset
 
-        from .evaluator import shard_indices
+        from skeleton_diffusion.evaluation.evaluator import shard_indices
 
         shard = Subset(dataset, shard_indices(len(dataset), rank, world))
     loader = build_dataloader(shard, batch_size=int(cfg.batch_size), shuffle=False, drop_last=False,
@@ -299,7 +299,7 @@ def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
     mean_motion = getattr(dataset, "mean_motion_per_class", None) if cfg.if_compute_cmd else None
     fid_classifier = None
     if cfg.get("if_compute_fid"):
-        from .fid import load_fid_classifier
+        from skeleton_diffusion.evaluation.fid import load_fid_classifier
 
         if not cfg.get("fid_classifier_path"):
             raise ConfigError("if_compute_fid=True needs fid_classifier_path=<h36m_classifier.pth>")

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..utils.errors import ConfigError, DataFormatError
-from ..utils.io import atomic_write
-from .evaluator import aggregate_seeds
+from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
+from skeleton_diffusion.utils.io import atomic_write
+from skeleton_diffusion.evaluation.evaluator import aggregate_seeds
 
 __all__ = [
     "METRIC_UNITS",

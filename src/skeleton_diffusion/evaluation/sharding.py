@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..utils.errors import ConfigError
-from .metrics.cmd import cmd_single_class
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.evaluation.metrics.cmd import cmd_single_class
 
 __all__ = ["shard_indices", "dist_world", "all_reduce_np", "cmd_class_sums", "cmd_from_class_sums"]
 

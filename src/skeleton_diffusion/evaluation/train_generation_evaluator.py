@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..data.generation import GenerationDataset, build_generation_dataset, collate_generation
-from ..utils.device import resolve_device
-from ..utils.errors import ConfigError
-from .generation_evaluator import GenerationEvaluator, save_evaluator
-from .metrics.generation import action_accuracy, r_precision
+from skeleton_diffusion.data.generation import GenerationDataset, build_generation_dataset, collate_generation
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.evaluation.generation_evaluator import GenerationEvaluator, save_evaluator
+from skeleton_diffusion.evaluation.metrics.generation import action_accuracy, r_precision
 
 __all__ = ["contrastive_loss", "train_evaluator", "default_evaluator_path", "eval_part_of", "embed_dataset", "main"]
 
@@ -41,7 +41,7 @@ _log = logging.getLogger(__name__)
 
 def eval_part_of(cfg: DictConfig) -> str:
     """The configured body part (``eval_part``, default ``all``), validated."""
-    from .body_parts import EVAL_PARTS
+    from skeleton_diffusion.evaluation.body_parts import EVAL_PARTS
 
     part = str(cfg.get("eval_part", None) or "all")
     if part not in EVAL_PARTS:
@@ -110,9 +110,9 @@ def train_evaluator(cfg: DictConfig, *, progress: bool = True) -> tuple[Generati
                                      max_windows=ecfg.get("max_train_windows"), **kw)  # fmt: skip
     valid_split = "valid" if cfg.dataset.dataset_name == "synthetic" else "val"
     valid = build_generation_dataset(cfg.dataset, valid_split, stride=cfg.task.get("test_stride"), **kw)
-    from ..nn.text_encoders import build_vocab
+    from skeleton_diffusion.nn.text_encoders import build_vocab
 
-    from .body_parts import skeleton_part_joints
+    from skeleton_diffusion.evaluation.body_parts import skeleton_part_joints
 
     vocab = build_vocab([t for caps in train.texts for t in caps])
     part = eval_part_of(cfg)
@@ -158,7 +158,7 @@ def train_evaluator(cfg: DictConfig, *, progress: bool = True) -> tuple[Generati
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``configs/eval.yaml`` with ``task=generation`` and command-line overrides."""
-    from ..config import compose_cli_config
+    from skeleton_diffusion.config import compose_cli_config
 
     overrides = list(overrides)
     if not any(o.startswith("task=") for o in overrides):
@@ -178,7 +178,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
-    from ..cli import run_cli
+    from skeleton_diffusion.cli import run_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

@@ -28,8 +28,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..utils.errors import ConfigError, InputError
-from .mdm import PositionalEncoding, TimestepEmbedder, condition_keep
+from skeleton_diffusion.utils.errors import ConfigError, InputError
+from skeleton_diffusion.nn.mdm import PositionalEncoding, TimestepEmbedder, condition_keep
 
 __all__ = ["CrossDiff", "DomainView", "DOMAIN_FEATS"]
 

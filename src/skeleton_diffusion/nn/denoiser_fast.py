@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cpu_kernels import TypeGroups, grouped_linear, run_chunks, tanh_
-from .graph_layers import StaticGraphLinear
+from skeleton_diffusion.nn.cpu_kernels import TypeGroups, grouped_linear, run_chunks, tanh_
+from skeleton_diffusion.nn.graph_layers import StaticGraphLinear
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .denoiser import Denoiser, ResnetBlock
+    from skeleton_diffusion.nn.denoiser import Denoiser, ResnetBlock
 
 __all__ = ["CHUNK_ROWS", "distinct_steps", "supports", "forward"]
 
@@ -76,7 +76,7 @@ def distinct_steps(time: Tensor) -> tuple[Tensor, Optional[Tensor]]:
 def supports(model: "Denoiser") -> bool:
     """True when every block of ``model`` has a node-major fast form (``norm_type='none'``) and all graph layers
     share one node-type assignment (as the :class:`Denoiser` builds them)."""
-    from .denoiser import Block
+    from skeleton_diffusion.nn.denoiser import Block
 
     if not all(isinstance(m.norm, nn.Identity) for m in model.modules() if isinstance(m, Block)):
         return False

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..utils.errors import ConfigError, InputError
+from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = ["MDM", "PositionalEncoding", "TimestepEmbedder", "CONDITION_MODES", "condition_keep"]
 

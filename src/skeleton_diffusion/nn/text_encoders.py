@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from ..utils.errors import CheckpointError, ConfigError, InputError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputError
 
 __all__ = [
     "SPECIAL_TOKENS",

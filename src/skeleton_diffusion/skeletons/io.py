@@ -23,9 +23,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..utils.errors import DataFormatError
-from .definitions import SPECS
-from .skeleton import Skeleton, get_skeleton
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.skeletons.definitions import SPECS
+from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
 
 __all__ = [
     "skeleton_from_dict",
@@ -132,7 +132,7 @@ def load_skeleton_file(path: str | os.PathLike) -> Skeleton:
 
 def save_skeleton_file(sk: Skeleton, path: str | os.PathLike) -> Path:
     """Write ``sk`` as JSON (``.json``) or YAML (``.yaml``/``.yml``), atomically."""
-    from ..utils.io import atomic_write
+    from skeleton_diffusion.utils.io import atomic_write
 
     path = Path(path)
     d = skeleton_to_dict(sk)
@@ -172,7 +172,7 @@ def describe_mismatch(what_a: str, a: Skeleton | Sequence[str], what_b: str, b: 
 # ----------------------------------------------------------------------------------------- derived skeletons
 def _from_lists(name: str, names: Sequence[str], parents: Sequence[int], keep: Sequence[str] | None,
                 source: str) -> Skeleton:
-    from .hierarchy import subset_hierarchy
+    from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
 
     if keep:
         kept, parents = subset_hierarchy(names, parents, keep, source)
@@ -183,8 +183,8 @@ def _from_lists(name: str, names: Sequence[str], parents: Sequence[int], keep: S
 def skeleton_from_bvh(path_or_motion: Any, name: str | None = None, *, joints: Sequence[str] | None = None,
                       ) -> Skeleton:
     """The hierarchy of a BVH file (``End Site`` leaves dropped; ``joints``: optional subset, root always kept)."""
-    from ..data.builders.bvh import parse_bvh
-    from ..data.builders.native_skeleton import native_hierarchy
+    from skeleton_diffusion.data.builders.bvh import parse_bvh
+    from skeleton_diffusion.data.builders.native_skeleton import native_hierarchy
 
     motion = path_or_motion if hasattr(path_or_motion, "joints") else parse_bvh(path_or_motion)
     names, parents, _ = native_hierarchy(motion)
@@ -195,7 +195,7 @@ def skeleton_from_bvh(path_or_motion: Any, name: str | None = None, *, joints: S
 def skeleton_from_urdf(path: str | os.PathLike, name: str | None = None, *,
                        joints: Sequence[str] | None = None) -> Skeleton:
     """The link tree of a URDF file (one skeleton joint per link, root link first)."""
-    from ..data.builders.urdf_mjcf import parse_urdf
+    from skeleton_diffusion.data.builders.urdf_mjcf import parse_urdf
 
     h = parse_urdf(path)
     return _from_lists(name or h.name, h.names, h.parents, joints, str(path))
@@ -204,7 +204,7 @@ def skeleton_from_urdf(path: str | os.PathLike, name: str | None = None, *,
 def skeleton_from_mjcf(path: str | os.PathLike, name: str | None = None, *,
                        joints: Sequence[str] | None = None) -> Skeleton:
     """The body tree of a MuJoCo MJCF file (one skeleton joint per ``<body>``, world body excluded)."""
-    from ..data.builders.urdf_mjcf import parse_mjcf
+    from skeleton_diffusion.data.builders.urdf_mjcf import parse_mjcf
 
     h = parse_mjcf(path)
     return _from_lists(name or h.name, h.names, h.parents, joints, str(path))

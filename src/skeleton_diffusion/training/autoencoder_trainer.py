@@ -15,12 +15,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ..factories import build_autoencoder
-from ..skeletons import get_skeleton
-from .checkpoint import CheckpointSaver, make_meta, retention_from_config
-from .visual_logging import log_prediction_visuals
-from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, seeded_device, setup_run)
+from skeleton_diffusion.factories import build_autoencoder
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.training.checkpoint import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.training.visual_logging import log_prediction_visuals
+from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def dataset_kwargs(cfg: DictConfig, skeleton: Any) -> dict[str, Any]:
 def validate_autoencoder(model: nn.Module, loader: Any, device: torch.device, pose_box_size: float,
                          pred_length: int, max_batches: int | None = None) -> dict[str, float]:
     """Full-horizon reconstruction metrics in metres: Loss (input space), ADE, FDE, MPJPE_AVG (official table mean)."""
-    from ..evaluation.metrics.validation import mpjpe_per_frame, mpjpe_table
+    from skeleton_diffusion.evaluation.metrics.validation import mpjpe_per_frame, mpjpe_table
 
     model.eval()
     tot: dict[str, float] = {}
@@ -80,11 +79,11 @@ def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the autoencoder described by ``setup.cfg``; returns a summary dict."""
     from ignite.engine import Engine, Events
 
-    from ..data import build_dataloader, build_dataset
-    from .curriculum import HorizonCurriculum
-    from .engine_utils import attach_standard_handlers
-    from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState
+    from skeleton_diffusion.data import build_dataloader, build_dataset
+    from skeleton_diffusion.training.curriculum import HorizonCurriculum
+    from skeleton_diffusion.training.engine_utils import attach_standard_handlers
+    from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard
+    from skeleton_diffusion.training.rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model

@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..utils.errors import CheckpointError, SkeletonDiffusionError
-from ..utils.io import atomic_torch_save, safe_torch_load
+from skeleton_diffusion.utils.errors import CheckpointError, SkeletonDiffusionError
+from skeleton_diffusion.utils.io import atomic_torch_save, safe_torch_load
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -81,7 +81,7 @@ def _skeleton_meta(skeleton: Any) -> dict[str, Any]:
     """``joint_names`` (in order) and ``skeleton_def`` (see ``skeletons.io``) of a skeleton or known skeleton name,
     so a checkpoint carries its joint order; ``{}`` when the name is unknown here (H17)."""
     try:
-        from ..skeletons import get_skeleton
+        from skeleton_diffusion.skeletons import get_skeleton
 
         sk = get_skeleton(skeleton)
     except (ValueError, TypeError):
@@ -478,7 +478,7 @@ def retention_from_config(cfg: Any, default_keep_last: int | None) -> tuple[int 
     Read from ``cfg.checkpoints.keep_last`` (``null``: keep all) and ``cfg.checkpoints.keep_every`` (``null`` or
     0: none kept forever); a config without a ``checkpoints`` block (runs saved before it existed) falls back to
     ``cfg.model.keep_last_n`` and then ``default_keep_last``. Bad values raise :class:`ConfigError`."""
-    from ..utils.errors import ConfigError
+    from skeleton_diffusion.utils.errors import ConfigError
 
     block = cfg.get("checkpoints") if hasattr(cfg, "get") else None
     model = cfg.get("model") if hasattr(cfg, "get") else None

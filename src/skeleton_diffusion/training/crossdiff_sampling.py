@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["sample_crossdiff", "CrossDiffPredictor", "load_crossdiff", "maybe_load_crossdiff", "is_crossdiff_checkpoint"]
 
@@ -38,7 +38,7 @@ def is_crossdiff_checkpoint(ckpt: Any) -> bool:
 def _ddim_step(diffusion: Any, x: Tensor, x0: Tensor, t: int, t_next: int, eta: float,
                generator: Optional[torch.Generator]) -> Tensor:
     """One generalised DDIM step ``t -> t_next`` (the update of :func:`~..diffusion.respace.sample_motion`)."""
-    from ..diffusion.samplers import white_noise
+    from skeleton_diffusion.diffusion.samplers import white_noise
 
     U, lam_bar = diffusion.eigen_frame()
     ac = diffusion.alphas_cumprod
@@ -59,9 +59,9 @@ def sample_crossdiff(model: Any, text: Tensor, *, start: str = "3d", steps: Opti
                      generator: Optional[torch.Generator] = None) -> Tensor:
     """Sample 3D motion ``[B, J, T*3]`` (model space) for text features ``text [B, D]`` from a
     :class:`~.crossdiff_trainer.CrossDiffusion` (module doc for ``start``)."""
-    from ..diffusion.respace import guided_x0, sample_motion, space_timesteps
-    from ..diffusion.samplers import white_noise
-    from ..nn.crossdiff import DomainView
+    from skeleton_diffusion.diffusion.respace import guided_x0, sample_motion, space_timesteps
+    from skeleton_diffusion.diffusion.samplers import white_noise
+    from skeleton_diffusion.nn.crossdiff import DomainView
 
     if start not in START_DOMAINS:
         raise InputError(f"start must be one of {START_DOMAINS}, got {start!r}")
@@ -126,7 +126,7 @@ class CrossDiffPredictor:
                  start: Optional[str] = None) -> Tensor:
         """``[B, S, T, J, 3]`` metres (canonical frame of :mod:`..data.generation`, first-frame root at the origin)
         for ``texts`` (B captions)."""
-        from ..diffusion.motion_space import x_to_motion
+        from skeleton_diffusion.diffusion.motion_space import x_to_motion
 
         if num_frames not in (None, self.spec.num_frames):
             raise InputError(f"this CrossDiff generates {self.spec.num_frames} frames, got num_frames={num_frames}")
@@ -146,8 +146,8 @@ class CrossDiffPredictor:
 def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False,
                    start: str = "3d") -> CrossDiffPredictor:
     """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode)."""
-    from .crossdiff_trainer import build_crossdiff
-    from .mdm_trainer import load_motion_checkpoint
+    from skeleton_diffusion.training.crossdiff_trainer import build_crossdiff
+    from skeleton_diffusion.training.mdm_trainer import load_motion_checkpoint
 
     model, spec, cfg, skeleton, text_encoder, dev, path = load_motion_checkpoint(
         path, device, use_ema, "crossdiff", build_crossdiff, "a CrossDiff", with_text=True)
@@ -158,8 +158,8 @@ def maybe_load_crossdiff(path: str | Path, device: str | torch.device = "auto", 
                          use_ema: bool = False) -> Optional[CrossDiffPredictor]:
     """:func:`load_crossdiff` when ``path`` (file or run folder) is a CrossDiff checkpoint, else None (the hook
     ``evaluation.generation_protocol.load_generator`` calls; ``start`` None = '3d')."""
-    from ..inference import resolve_checkpoint
-    from ..utils.io import safe_torch_load
+    from skeleton_diffusion.inference import resolve_checkpoint
+    from skeleton_diffusion.utils.io import safe_torch_load
 
     if not is_crossdiff_checkpoint(safe_torch_load(resolve_checkpoint(path))):
         return None

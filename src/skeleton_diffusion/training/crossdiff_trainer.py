@@ -23,11 +23,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
-from ..utils.errors import CheckpointError, ConfigError
-from .launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
-from .launch import seeded_device
-from .crossdiff_sampling import is_crossdiff_checkpoint
-from .mdm_trainer import build_text_encoder, checkpoint_objects, condition_cfg, launch_motion_trainer, spec_and_data
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
+from skeleton_diffusion.training.launch import seeded_device
+from skeleton_diffusion.training.crossdiff_sampling import is_crossdiff_checkpoint
+from skeleton_diffusion.training.mdm_trainer import build_text_encoder, checkpoint_objects, condition_cfg, launch_motion_trainer, spec_and_data
 
 __all__ = ["CrossDiffusion", "build_crossdiff", "crossdiff_loss", "prepare_crossdiff_batch",
            "train", "main"]
@@ -44,8 +44,8 @@ class CrossDiffusion(nn.Module):
 
 def build_crossdiff(cfg: DictConfig, spec: Any, skeleton: Any) -> CrossDiffusion:
     """CrossDiff network + its two motion-space diffusions from a composed ``model=crossdiff`` config."""
-    from ..diffusion.motion_space import build_motion_diffusion
-    from ..nn.crossdiff import CrossDiff, DomainView
+    from skeleton_diffusion.diffusion.motion_space import build_motion_diffusion
+    from skeleton_diffusion.nn.crossdiff import CrossDiff, DomainView
 
     a = cfg.model.arch
     cond = condition_cfg(cfg)
@@ -70,8 +70,8 @@ def crossdiff_loss(model: CrossDiffusion, x3d: Tensor, x2d: Tensor, text: Tensor
 
     ``x3d [B, J, T*3]``, ``x2d [B, J, T*2]`` model space; ``text [B, D]``; ``has3d [B]`` bool (False: 2D-only
     sample, its ``x3d`` is ignored); ``frame_mask [B, T]`` valid frames."""
-    from ..diffusion.motion_space import masked_mse, x_to_motion
-    from ..diffusion.samplers import white_noise
+    from skeleton_diffusion.diffusion.motion_space import masked_mse, x_to_motion
+    from skeleton_diffusion.diffusion.samplers import white_noise
 
     b = x2d.shape[0]
     if t is None:
@@ -102,7 +102,7 @@ def crossdiff_loss(model: CrossDiffusion, x3d: Tensor, x2d: Tensor, text: Tensor
 def prepare_crossdiff_batch(batch: dict, pose_box_size: float, device: torch.device
                             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A :func:`~..data.motion2d.collate_motion2d` batch -> ``(x3d, x2d, has3d, frame_mask)`` in model space."""
-    from ..diffusion.motion_space import motion_to_x, to_trajectory_space
+    from skeleton_diffusion.diffusion.motion_space import motion_to_x, to_trajectory_space
 
     x3d = motion_to_x(to_trajectory_space(batch["motion"].to(device), pose_box_size))
     j = batch["joints2d"].to(device)
@@ -114,7 +114,7 @@ def _training_data(cfg: DictConfig, spec: Any, train_ds: Any) -> Any:
     """Paired 3D+2D windows, plus the 2D-only clips of ``model.motion2d.path`` when set."""
     from torch.utils.data import ConcatDataset
 
-    from ..data.motion2d import Motion2DDataset, PairedProjectionDataset
+    from skeleton_diffusion.data.motion2d import Motion2DDataset, PairedProjectionDataset
 
     p = cfg.model.projection
     az = None if p.get("azimuths") is None else list(p.azimuths)
@@ -139,8 +139,8 @@ def _init_from(cfg: DictConfig) -> Optional[dict]:
         if str(cfg.model.get("stage", "pretrain")) == "finetune":
             raise ConfigError("experiment=crossdiff_finetune needs model.init_from=<crossdiff_pre run or checkpoint>")
         return None
-    from ..inference import checkpoint_config, resolve_checkpoint
-    from ..utils.io import safe_torch_load
+    from skeleton_diffusion.inference import checkpoint_config, resolve_checkpoint
+    from skeleton_diffusion.utils.io import safe_torch_load
 
     path = resolve_checkpoint(src)
     ckpt = safe_torch_load(path)
@@ -158,12 +158,12 @@ def train(setup: RunSetup) -> dict[str, Any]:
     from hydra.utils import instantiate
     from ignite.engine import Engine
 
-    from ..data import build_dataloader
-    from ..data.motion2d import collate_motion2d
-    from .checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
-    from .ema import ema_from_config
-    from .engine_utils import attach_standard_handlers
-    from .loggers import attach_running_average, setup_tensorboard
+    from skeleton_diffusion.data import build_dataloader
+    from skeleton_diffusion.data.motion2d import collate_motion2d
+    from skeleton_diffusion.training.checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
+    from skeleton_diffusion.training.ema import ema_from_config
+    from skeleton_diffusion.training.engine_utils import attach_standard_handlers
+    from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model

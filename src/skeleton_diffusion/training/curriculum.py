@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 __all__ = ["curriculum_factor", "min_horizon", "horizon_upper_bound", "draw_horizon", "HorizonCurriculum"]
 

@@ -16,16 +16,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from ..factories import build_autoencoder, build_diffusion
-from ..pipeline import SkeletonDiffusion
-from ..skeletons import get_skeleton
-from ..utils.errors import CheckpointError, ConfigError
-from ..utils.io import safe_torch_load
-from .checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
-from .visual_logging import log_prediction_visuals
-from .launch import (RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch,
-                     lr_scheduler_from_config, resume_run_and_summarise,
-                     seeded_device, setup_run)
+from skeleton_diffusion.factories import build_autoencoder, build_diffusion
+from skeleton_diffusion.pipeline import SkeletonDiffusion
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.io import safe_torch_load
+from skeleton_diffusion.training.checkpoint import CheckpointSaver, load_state_strict, make_meta, retention_from_config
+from skeleton_diffusion.training.visual_logging import log_prediction_visuals
+from skeleton_diffusion.training.launch import RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
 _log = logging.getLogger(__name__)
 
@@ -101,13 +99,13 @@ def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the latent diffusion of ``setup.cfg``; returns a summary dict."""
     from ignite.engine import Engine
 
-    from ..data import build_dataloader, build_dataset
-    from ..evaluation.evaluator import evaluate
-    from .best_of_k import best_of_k_loss
-    from .ema import ema_from_config
-    from .engine_utils import attach_standard_handlers
-    from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState
+    from skeleton_diffusion.data import build_dataloader, build_dataset
+    from skeleton_diffusion.evaluation.evaluator import evaluate
+    from skeleton_diffusion.training.best_of_k import best_of_k_loss
+    from skeleton_diffusion.training.ema import ema_from_config
+    from skeleton_diffusion.training.engine_utils import attach_standard_handlers
+    from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard
+    from skeleton_diffusion.training.rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m, ae_cfg = cfg.model, cfg.autoencoder
@@ -228,15 +226,15 @@ def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
 
     ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's).
     ``model=mdm`` (``model.method == 'mdm'``) trains MDM in motion space (:mod:`.mdm_trainer`)."""
-    from .run_dir import run_method
+    from skeleton_diffusion.training.run_dir import run_method
 
     method = run_method(cfg)
     if method == "mdm":
-        from .mdm_trainer import main as mdm_main
+        from skeleton_diffusion.training.mdm_trainer import main as mdm_main
 
         return mdm_main(cfg, overrides)
     if method == "crossdiff":
-        from .crossdiff_trainer import main as crossdiff_main
+        from skeleton_diffusion.training.crossdiff_trainer import main as crossdiff_main
 
         return crossdiff_main(cfg, overrides)
     result = launch(_worker, cfg, overrides)

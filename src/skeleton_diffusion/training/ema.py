@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 import torch
 from ema_pytorch import EMA
 
-from ..utils.errors import CheckpointError
+from skeleton_diffusion.utils.errors import CheckpointError
 
 __all__ = ["ModelEMA", "ema_decay", "ema_update_kind", "attach_ema"]
 

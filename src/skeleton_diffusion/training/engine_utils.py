@@ -18,8 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointSaver, NonFiniteLossGuard
-from .rng import capture_rng_state, restore_rng_state, seed_everything
+from skeleton_diffusion.training.checkpoint import CheckpointSaver, NonFiniteLossGuard
+from skeleton_diffusion.training.rng import capture_rng_state, restore_rng_state, seed_everything
 
 __all__ = [
     "make_generator",
@@ -165,7 +165,7 @@ def attach_standard_handlers(
             trainer.add_event_handler(Events.COMPLETED, checkpoint)
         attached["checkpoint"] = checkpoint
     if progress is not None:
-        from .loggers import attach_progress
+        from skeleton_diffusion.training.loggers import attach_progress
 
         attached["progress"] = attach_progress(trainer, bool(progress), metric_names=progress_metrics,
                                                optimizer=optimizer or getattr(lr_scheduler, "optimizer", None))

@@ -17,11 +17,11 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..config import register_resolvers
-from ..utils.cpu_allocator import keep_freed_cpu_memory
-from ..utils.device import resolve_device
-from ..utils.errors import ConfigError
-from .run_dir import RunDir, ResumeSpec, VOLATILE_CONFIG_KEYS, broadcast_path, prepare_run_dir, resolve_resume
+from skeleton_diffusion.config import register_resolvers
+from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
+from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.training.run_dir import RunDir, ResumeSpec, VOLATILE_CONFIG_KEYS, broadcast_path, prepare_run_dir, resolve_resume
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def merge_resumed_config(saved: DictConfig, current: DictConfig, overrides: list
     line's ``key=value`` overrides applied on top (e.g. ``model.num_epochs=400`` to train longer).
 
     Group selections (``dataset=amass``) cannot change a resumed run: a different choice raises."""
-    from .run_dir import apply_overrides
+    from skeleton_diffusion.training.run_dir import apply_overrides
 
     merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=False))
     with open_dict(merged):
@@ -181,7 +181,7 @@ class StopRequest:
 def seeded_device(cfg: DictConfig) -> tuple[torch.device, int]:
     """Start of every trainer's ``train``: :func:`select_device`, cuDNN/algorithm determinism from
     ``cfg.deterministic``, and every RNG seeded with ``cfg.model.seed``. Returns ``(device, seed)``."""
-    from .rng import seed_everything, set_determinism
+    from skeleton_diffusion.training.rng import seed_everything, set_determinism
 
     device = select_device(cfg)
     set_determinism(bool(cfg.get("deterministic", False)))
@@ -354,8 +354,8 @@ def build_train_loader(dataset: Any, *, batch_size: int, seed: int, num_workers:
     Returns ``(loader, sampler)``; attach the sampler to the trainer and checkpoint it."""
     import ignite.distributed as idist
 
-    from ..data import build_dataloader
-    from .sampler import ResumableRandomSampler
+    from skeleton_diffusion.data import build_dataloader
+    from skeleton_diffusion.training.sampler import ResumableRandomSampler
 
     world = idist.get_world_size()
     if batch_size % world:
@@ -376,8 +376,8 @@ def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
     """Config of the autoencoder run that produced checkpoint ``path`` (file or run folder) and the checkpoint.
 
     Looks for ``config.yaml`` two folders up (official layout ``<run>/checkpoints/x.pt``) or beside it."""
-    from ..utils.errors import CheckpointError
-    from .checkpoint import resolve_checkpoint, run_config_path
+    from skeleton_diffusion.utils.errors import CheckpointError
+    from skeleton_diffusion.training.checkpoint import resolve_checkpoint, run_config_path
 
     ckpt = resolve_checkpoint(path, what="model.pretrained_autoencoder_path",
                               hint="train one first with `python train_autoencoder.py dataset=<name>` and pass "
@@ -386,7 +386,7 @@ def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
     if cand is None:
         raise CheckpointError(f"no config.yaml found for autoencoder checkpoint '{ckpt}' (looked in "
                               f"{ckpt.parent.parent} and {ckpt.parent})")
-    from ..config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
+    from skeleton_diffusion.config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
 
     cfg = load_config(cand, what="autoencoder run config")
     stage = cfg.get("stage", "autoencoder")
@@ -438,7 +438,7 @@ def check_replicas_in_sync(module: torch.nn.Module, what: str = "model") -> None
 def lr_scheduler_from_config(optimizer: torch.optim.Optimizer, model_cfg: DictConfig) -> Any:
     """``ExponentialLRSchedulerWarmup`` from ``model.lr`` and ``model.lr_scheduler_kwargs`` (None when
     ``model.use_lr_scheduler`` is false)."""
-    from .lr_schedule import ExponentialLRSchedulerWarmup
+    from skeleton_diffusion.training.lr_schedule import ExponentialLRSchedulerWarmup
 
     if not bool(model_cfg.get("use_lr_scheduler", True)):
         return None
@@ -457,7 +457,7 @@ def resume_run_and_summarise(trainer: Any, setup: RunSetup, objects: dict, *, st
                              trained: torch.nn.Module, final_saver: Any) -> dict[str, Any]:
     """Restore ``objects`` from the resume checkpoint (if any), run the trainer, check that all processes hold
     the same weights, and return the run summary (run folder, final checkpoint, epochs, iterations, loss)."""
-    from .checkpoint import load_checkpoint
+    from skeleton_diffusion.training.checkpoint import load_checkpoint
 
     attach_stop_handler(trainer)
     if setup.resume is not None:

@@ -20,14 +20,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.corruption import corrupt_2d
-from ..data.lifting import LiftingData, LiftingWindows, load_lifting
-from ..evaluation.metrics.lifting import symmetric_bone_pairs
-from ..skeletons import get_skeleton
-from ..utils.errors import ConfigError
-from .checkpoint import CheckpointSaver, make_meta, retention_from_config
-from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, seeded_device, setup_run)
+from skeleton_diffusion.data.corruption import corrupt_2d
+from skeleton_diffusion.data.lifting import LiftingData, LiftingWindows, load_lifting
+from skeleton_diffusion.evaluation.metrics.lifting import symmetric_bone_pairs
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.training.checkpoint import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
 _log = logging.getLogger(__name__)
 
@@ -66,10 +65,10 @@ def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) the lifting model of ``setup.cfg``; returns the run summary."""
     from ignite.engine import Engine
 
-    from .ema import ema_from_config
-    from .engine_utils import attach_standard_handlers
-    from .loggers import attach_running_average, setup_tensorboard
-    from .rng import RNGState
+    from skeleton_diffusion.training.ema import ema_from_config
+    from skeleton_diffusion.training.engine_utils import attach_standard_handlers
+    from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard
+    from skeleton_diffusion.training.rng import RNGState
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model

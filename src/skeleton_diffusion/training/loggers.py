@@ -17,7 +17,7 @@ from typing import IO, Any, Callable, Mapping, Sequence
 
 import torch
 
-from .run_dir import is_rank_zero
+from skeleton_diffusion.training.run_dir import is_rank_zero
 
 __all__ = [
     "scalar_output_transform",

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 __all__ = ["ExponentialLRSchedulerWarmup", "lr_trace"]
 

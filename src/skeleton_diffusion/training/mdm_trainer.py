@@ -19,10 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from ..skeletons import get_skeleton
-from ..utils.errors import ConfigError
-from .launch import (RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config,
-                     resume_run_and_summarise, seeded_device, setup_run)
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
 _log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def condition_cfg(cfg: DictConfig) -> DictConfig:
 
 
 def build_mdm_network(model_cfg: DictConfig, spec: MDMSpec, cond_mask_prob: float) -> nn.Module:
-    from ..nn.mdm import MDM
+    from skeleton_diffusion.nn.mdm import MDM
 
     a = model_cfg.arch
     return MDM(spec.num_nodes, spec.num_frames, 3, latent_dim=int(a.latent_dim), ff_size=int(a.ff_size),
@@ -68,7 +67,7 @@ def build_mdm_network(model_cfg: DictConfig, spec: MDMSpec, cond_mask_prob: floa
 
 def build_mdm(cfg: DictConfig, spec: MDMSpec, skeleton: Any) -> nn.Module:
     """Network + motion-space Gaussian diffusion of a (composed) MDM config."""
-    from ..diffusion.motion_space import build_motion_diffusion
+    from skeleton_diffusion.diffusion.motion_space import build_motion_diffusion
 
     cond = condition_cfg(cfg)
     net = build_mdm_network(cfg.model, spec, float(cond.get("cond_mask_prob", 0.1)))
@@ -83,7 +82,7 @@ def build_text_encoder(cond: DictConfig, vocab_texts: Optional[list[str]] = None
     and the scratch vocabulary are written back into ``cond`` so that the saved run config rebuilds it."""
     from pathlib import Path
 
-    from ..nn.text_encoders import build_text_encoder as _build
+    from skeleton_diffusion.nn.text_encoders import build_text_encoder as _build
 
     node = cond.get("text_encoder")
     if node is None:
@@ -111,12 +110,12 @@ def load_motion_checkpoint(path: Any, device: Any, use_ema: bool, method: str, b
     ``build(cfg, spec, skeleton)`` makes the network; ``with_text`` also builds the text encoder (its weights from
     the checkpoint when stored; None: when the checkpoint's spec is text-conditioned). Returns ``(model, spec, train config, skeleton, text encoder or None, device,
     resolved checkpoint path)``."""
-    from ..inference import checkpoint_config, resolve_checkpoint
-    from ..skeletons import get_skeleton
-    from ..utils.device import resolve_device
-    from ..utils.errors import CheckpointError
-    from ..utils.io import safe_torch_load
-    from .checkpoint import load_state_strict, model_state
+    from skeleton_diffusion.inference import checkpoint_config, resolve_checkpoint
+    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.utils.device import resolve_device
+    from skeleton_diffusion.utils.errors import CheckpointError
+    from skeleton_diffusion.utils.io import safe_torch_load
+    from skeleton_diffusion.training.checkpoint import load_state_strict, model_state
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
@@ -156,13 +155,13 @@ def spec_and_data(cfg: DictConfig, split: str = "train") -> tuple[MDMSpec, Any, 
     pbs = float(cfg.task.pose_box_size)
     mode = str(cond.mode)
     if mode == "past":
-        from ..data import build_dataset
+        from skeleton_diffusion.data import build_dataset
 
         obs, pred = int(round(cfg.task.history_sec * fps)), int(round(cfg.task.prediction_horizon_sec * fps))
         ds = build_dataset(ds_cfg, split, obs_length=obs, pred_length=pred, pose_box_size=pbs, skeleton=skeleton,
                            dataset_main_path=cfg.dataset_main_path)
         return MDMSpec(mode, "hmp", skeleton.num_nodes, pred, obs, pbs, fps), skeleton, ds
-    from ..data.generation import build_generation_dataset
+    from skeleton_diffusion.data.generation import build_generation_dataset
 
     ds = build_generation_dataset(ds_cfg, split, dataset_main_path=cfg.dataset_main_path,
                                   num_frames=int(cond.get("num_frames", 120)))
@@ -174,7 +173,7 @@ def spec_and_data(cfg: DictConfig, split: str = "train") -> tuple[MDMSpec, Any, 
 def prepare_batch(batch: Any, spec: MDMSpec, device: torch.device, text_encoder: Optional[nn.Module] = None
                   ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
     """A loader batch -> ``(x0 [B, J, T*3], x_cond, frame_mask [B, T] or None)`` in model space."""
-    from ..diffusion.motion_space import motion_to_x, to_trajectory_space
+    from skeleton_diffusion.diffusion.motion_space import motion_to_x, to_trajectory_space
 
     if spec.mode == "past":  # HMP batch: (obs, fut, ...) already in input space
         obs = batch[0].to(device, non_blocking=True)
@@ -193,13 +192,13 @@ def train(setup: RunSetup) -> dict[str, Any]:
     """Train (or resume) MDM as configured in ``setup.cfg``; returns the run summary."""
     from ignite.engine import Engine
 
-    from ..data import build_dataloader
-    from ..data.generation import collate_generation
-    from ..diffusion.motion_space import foot_indices, mdm_loss
-    from .checkpoint import CheckpointSaver, make_meta, retention_from_config
-    from .ema import ema_from_config
-    from .engine_utils import attach_standard_handlers
-    from .loggers import attach_running_average, setup_tensorboard
+    from skeleton_diffusion.data import build_dataloader
+    from skeleton_diffusion.data.generation import collate_generation
+    from skeleton_diffusion.diffusion.motion_space import foot_indices, mdm_loss
+    from skeleton_diffusion.training.checkpoint import CheckpointSaver, make_meta, retention_from_config
+    from skeleton_diffusion.training.ema import ema_from_config
+    from skeleton_diffusion.training.engine_utils import attach_standard_handlers
+    from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard
 
     cfg, run = setup.cfg, setup.run
     m = cfg.model
@@ -278,10 +277,10 @@ def train(setup: RunSetup) -> dict[str, Any]:
 def _past_validation(cfg: DictConfig, spec: MDMSpec, skeleton: Any, diffusion: nn.Module, ema: Any,
                      device: torch.device, run: Any, objects: dict, meta: dict, get_tb: Any) -> tuple[Any, Any]:
     """Validation (EMA weights; ADE/FDE/APD on the valid split) and the best-by-ADE checkpoint saver."""
-    from ..data import build_dataloader
-    from ..evaluation.evaluator import evaluate
-    from ..inference_mdm import MDMSampler
-    from .checkpoint import CheckpointSaver
+    from skeleton_diffusion.data import build_dataloader
+    from skeleton_diffusion.evaluation.evaluator import evaluate
+    from skeleton_diffusion.inference_mdm import MDMSampler
+    from skeleton_diffusion.training.checkpoint import CheckpointSaver
 
     m = cfg.model
     _, _, valid_ds = spec_and_data(cfg, "valid")
@@ -313,7 +312,7 @@ def checkpoint_objects(model: nn.Module, optimizer: Any, trainer: Any, sampler: 
                        lr_scheduler: Any = None) -> dict[str, Any]:
     """What a motion-space run (MDM, CrossDiff) checkpoints and restores on resume: model, optimiser, engine, RNG
     states and sampler position, plus the trained text encoder, EMA and LR scheduler when present."""
-    from .rng import RNGState
+    from skeleton_diffusion.training.rng import RNGState
 
     objects: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer,
                                "random_states": RNGState(), "sampler": sampler}

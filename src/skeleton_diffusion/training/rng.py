@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..utils.errors import CheckpointError
+from skeleton_diffusion.utils.errors import CheckpointError
 
 __all__ = [
     "seed_everything",

@@ -26,9 +26,9 @@ import yaml
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..utils.errors import CheckpointError, ConfigError
-from ..utils.io import atomic_write
-from .checkpoint import LAST_NAME, find_latest_checkpoint, list_checkpoints
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
+from skeleton_diffusion.utils.io import atomic_write
+from skeleton_diffusion.training.checkpoint import LAST_NAME, find_latest_checkpoint, list_checkpoints
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -202,7 +202,7 @@ RUN_CONFIG_KEYS = ("stage", "task", "model")
 
 
 def _load_run_config(path: Path) -> DictConfig:
-    from ..config import load_config
+    from skeleton_diffusion.config import load_config
 
     return load_config(path, what="run config")
 
@@ -212,7 +212,7 @@ def _load_saved_config(run_dir: Path) -> DictConfig | None:
     if not path.is_file():
         _log.warning("run folder '%s' has no config.yaml; repeat the original overrides on the command line", run_dir)
         return None
-    from ..config import load_config  # a clear error naming the file when it is empty/corrupt/not a mapping
+    from skeleton_diffusion.config import load_config  # a clear error naming the file when it is empty/corrupt/not a mapping
 
     cfg = load_config(path, what="run config")
     missing = [key for key in RUN_CONFIG_KEYS if key not in cfg]

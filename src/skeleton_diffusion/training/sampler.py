@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch.utils.data import Sampler
 
-from ..utils.errors import CheckpointError
+from skeleton_diffusion.utils.errors import CheckpointError
 
 __all__ = ["ResumableRandomSampler"]
 

@@ -17,7 +17,7 @@ def log_prediction_visuals(tb_logger: Any, tag: str, obs: torch.Tensor, samples:
     rendering failure is logged as a warning."""
     if tb_logger is None:
         return
-    from ..viz import add_video, sample_grid_image, tensorboard_animation
+    from skeleton_diffusion.viz import add_video, sample_grid_image, tensorboard_animation
 
     obs, samples, gt = (x.detach().float().cpu() for x in (obs, samples, gt))
     try:

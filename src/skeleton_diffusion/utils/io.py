@@ -16,7 +16,7 @@ from typing import IO, Any, Iterator
 
 import torch
 
-from .errors import CheckpointError
+from skeleton_diffusion.utils.errors import CheckpointError
 
 
 def _chmod_default(fd: int) -> None:

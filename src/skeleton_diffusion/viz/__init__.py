@@ -5,28 +5,9 @@ arrays or writes files atomically. Poses are ``[..., K, 3]`` metres with ``K = N
 space, limbs from ``skeleton.node_limbs``) or ``K = J`` (root included, limbs from ``skeleton.limbs``).
 """
 
-from ._common import closest_sample_index
-from .animation import (
-    add_video,
-    animate_prediction,
-    encode_gif,
-    ffmpeg_executable,
-    frames_to_video_tensor,
-    render_prediction_frames,
-    save_animation,
-    save_gif,
-    save_mp4,
-    tensorboard_animation,
-)
-from .plots import (
-    figure_to_image,
-    image_to_tensor,
-    plot_matrix,
-    sample_grid_image,
-    sample_grid_png,
-    save_png,
-    skeleton_figure,
-)
+from skeleton_diffusion.viz._common import closest_sample_index
+from skeleton_diffusion.viz.animation import add_video, animate_prediction, encode_gif, ffmpeg_executable, frames_to_video_tensor, render_prediction_frames, save_animation, save_gif, save_mp4, tensorboard_animation
+from skeleton_diffusion.viz.plots import figure_to_image, image_to_tensor, plot_matrix, sample_grid_image, sample_grid_png, save_png, skeleton_figure
 
 __all__ = [
     "add_video",

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 # Colours (left side, right side / centre). Observation and ground truth use the official dark grey, the
 # highlighted (closest-to-GT) sample the official red; other samples are blue.

@@ -27,27 +27,9 @@ from typing import Any, Literal
 import numpy as np
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-from ..utils.errors import InputError
-from ..utils.io import atomic_path
-from ._common import (
-    GT_COLORS,
-    HIGHLIGHT_COLORS,
-    OBS_COLORS,
-    SAMPLE_COLORS,
-    Layout,
-    ade_per_sample,
-    canvas_to_array,
-    layout_for,
-    limb_colors,
-    new_figure,
-    segments,
-    setup_3d_axis,
-    squeeze_leading,
-    to_metric_nodes,
-    to_numpy,
-    to_plot_coords,
-    view_box,
-)
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.utils.io import atomic_path
+from skeleton_diffusion.viz._common import GT_COLORS, HIGHLIGHT_COLORS, OBS_COLORS, SAMPLE_COLORS, Layout, ade_per_sample, canvas_to_array, layout_for, limb_colors, new_figure, segments, setup_3d_axis, squeeze_leading, to_metric_nodes, to_numpy, to_plot_coords, view_box
 
 Mode = Literal["side_by_side", "overlay"]
 

@@ -15,24 +15,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-from ..utils.errors import InputError
-from ..utils.io import atomic_path
-from ._common import (
-    GT_COLORS,
-    HIGHLIGHT_COLORS,
-    LEFT,
-    OBS_COLORS,
-    SAMPLE_COLORS,
-    layout_for,
-    limb_colors,
-    new_figure,
-    segments,
-    setup_3d_axis,
-    squeeze_leading,
-    to_numpy,
-    view_box,
-)
-from .animation import _publish, prepare_motion
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.utils.io import atomic_path
+from skeleton_diffusion.viz._common import GT_COLORS, HIGHLIGHT_COLORS, LEFT, OBS_COLORS, SAMPLE_COLORS, layout_for, limb_colors, new_figure, segments, setup_3d_axis, squeeze_leading, to_numpy, view_box
+from skeleton_diffusion.viz.animation import _publish, prepare_motion
 
 __all__ = [
     "figure_to_image",

@@ -42,9 +42,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
-from ...utils.errors import DataFormatError, DatasetNotPreparedError
-from ...utils.io import atomic_write
-from .common import BuildSummary, build_side_files_if_possible, read_processed, window_rows, write_csv, write_processed
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.utils.io import atomic_write
+from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, read_processed, window_rows, write_csv, write_processed
 
 SMPL22_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
@@ -418,8 +418,7 @@ def build_bvh_dataset(
     and writes ``skeleton.json`` beside the data. ``labels`` (``auto|folder|filename|none``): the CMD / mean-motion
     classes written to ``clip_labels.txt`` (see :func:`~.native_skeleton.clip_labels`). Every build writes
     ``dataset_config.yaml`` (a ``configs/dataset`` group)."""
-    from .native_skeleton import (bvh_to_native, clip_labels, native_dataset_cfg, side_cfg, write_dataset_config,
-                                  write_native_dataset)
+    from skeleton_diffusion.data.builders.native_skeleton import bvh_to_native, clip_labels, native_dataset_cfg, side_cfg, write_dataset_config, write_native_dataset
 
     if skeleton not in ("amass", "native"):
         raise ValueError(f"skeleton must be 'amass' or 'native', got {skeleton!r}")
@@ -471,7 +470,7 @@ def build_bvh_dataset(
                                                          else "custom"),
                        "split_mode": split_mode, "files": infos, "ranges": ranges, "windows_version": 1}, fh, indent=1)
         if native:
-            from ...skeletons import Skeleton
+            from skeleton_diffusion.skeletons import Skeleton
 
             assert native_def is not None
             sk_native = Skeleton.from_hierarchy(name.lower(), native_def[0], native_def[1],
@@ -501,6 +500,6 @@ def build_bvh_dataset(
 
 def bvh_dataset_cfg(name: str, fps: int = 60, *, data_root: str | Path = "datasets") -> dict:
     """A ``configs/dataset``-style config for an AMASS-22 BVH dataset (as written to ``dataset_config.yaml``)."""
-    from .native_skeleton import native_dataset_cfg
+    from skeleton_diffusion.data.builders.native_skeleton import native_dataset_cfg
 
     return native_dataset_cfg(name, fps, 22, skeleton_file=False)

@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ...utils.errors import DataFormatError
-from ...utils.io import atomic_path, atomic_write
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.utils.io import atomic_path, atomic_write
 
 log = logging.getLogger("skeleton_diffusion.data.builders")
 
@@ -85,13 +85,13 @@ def write_processed(path: str | Path, positions_3d: Mapping[Any, Any], skeleton:
     loaders ignore the extra key), so the file carries its joint order."""
     path = Path(path)
     try:
-        from ..processed import save_processed  # the data layer's writer (validates the layout)
+        from skeleton_diffusion.data.processed import save_processed  # the data layer's writer (validates the layout)
     except ImportError:  # pragma: no cover - only while the data layer is incomplete
         save_processed = None
     if save_processed is not None:
         joint_names = None
         if skeleton is not None:
-            from ...skeletons import get_skeleton
+            from skeleton_diffusion.skeletons import get_skeleton
 
             joint_names = list(get_skeleton(skeleton).joint_names)
         save_processed(path, dict(positions_3d), joint_names=joint_names)
@@ -119,7 +119,7 @@ def build_side_files_if_possible(
     dataset_cfg: Any = None,
 ) -> dict | None:
     """Build ``mean_motion_test.txt`` and ``mmgt_test.txt`` via the data layer; note in ``summary`` what happened."""
-    from ..side_files import build_side_files
+    from skeleton_diffusion.data.side_files import build_side_files
 
     result = build_side_files(dataset_name, processed_dir, annotations_dir, force=force, dataset_cfg=dataset_cfg)
     written = [Path(p).name for p in result.get("written", [])]
@@ -143,7 +143,7 @@ def check_mmgt_singletons(mmgt_path: str | Path, mmapd_path: str | Path) -> str:
     A zero ground-truth APD means the segment's MMGT set holds only itself, so both counts should agree
     (AMASS 2 643, H36M 73 with the official data); a difference hints at different processed data.
     """
-    from ..mmgt import read_mmgt, mmgt_summary
+    from skeleton_diffusion.data.mmgt import read_mmgt, mmgt_summary
 
     singletons = mmgt_summary(read_mmgt(mmgt_path))["singletons"]
     _, rows = read_csv(mmapd_path)
@@ -222,7 +222,7 @@ def official_file_note(csv_path: str | Path | None) -> str:
     """`` (official file, sha256 verified)`` when ``csv_path`` is byte-identical to a shipped annotation file."""
     if csv_path is None or not Path(csv_path).is_file():
         return ""
-    from ..fetch_annotations import ANNOTATION_FILES
+    from skeleton_diffusion.data.fetch_annotations import ANNOTATION_FILES
 
     digest = sha256_file(csv_path)
     for rel, (sha, _) in ANNOTATION_FILES.items():

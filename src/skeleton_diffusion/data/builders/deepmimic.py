@@ -24,9 +24,9 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ...utils.errors import DataFormatError, DatasetNotPreparedError
-from .common import BuildSummary
-from .urdf_mjcf import Hierarchy, parse_urdf
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.data.builders.common import BuildSummary
+from skeleton_diffusion.data.builders.urdf_mjcf import Hierarchy, parse_urdf
 
 __all__ = ["MOTION_JOINTS", "URDF_SCALE", "find_pybullet_data", "load_deepmimic_motion", "deepmimic_skeleton",
            "deepmimic_positions", "build_deepmimic_dataset", "DEFAULT_TEST_CLIPS", "DEFAULT_VALID_CLIPS"]
@@ -82,7 +82,7 @@ def _urdf(data_dir: Path) -> Hierarchy:
 
 def deepmimic_skeleton(data_dir: str | os.PathLike):
     """The native 15-joint skeleton (``deepmimic_humanoid``) from the URDF next to the motions."""
-    from ...skeletons import Skeleton
+    from skeleton_diffusion.skeletons import Skeleton
 
     h = _urdf(Path(data_dir))
     return Skeleton.from_hierarchy("deepmimic_humanoid", h.names, h.parents,
@@ -157,7 +157,7 @@ def build_deepmimic_dataset(
 ) -> BuildSummary:
     """All ``humanoid3d_*.txt`` clips -> ``<data_root>/processed/<name>/hmp`` (whole clips held out for valid and
     test; labels = clip names; see :func:`~.native_skeleton.write_native_dataset`)."""
-    from .native_skeleton import write_native_dataset
+    from skeleton_diffusion.data.builders.native_skeleton import write_native_dataset
 
     data_dir = Path(pybullet_data_dir) if pybullet_data_dir else find_pybullet_data()
     if data_dir is None or not (data_dir / "data" / "motions").is_dir():

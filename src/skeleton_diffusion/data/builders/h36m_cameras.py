@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...utils.errors import ConfigError
+from skeleton_diffusion.utils.errors import ConfigError
 
 __all__ = ["CameraIntrinsics", "INTRINSICS", "EXTRINSICS", "NUM_CAMERAS", "camera_parameters", "subject_cameras"]
 

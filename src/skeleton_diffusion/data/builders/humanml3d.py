@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...utils.errors import DataFormatError, DatasetNotPreparedError
-from ..humanml3d_features import feature_dim, recover_from_ric
+from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+from skeleton_diffusion.data.humanml3d_features import feature_dim, recover_from_ric
 
 __all__ = ["HUMANML3D_FPS", "TextEntry", "MotionEntry", "parse_texts_file", "read_split", "load_humanml3d_split",
            "load_mean_std", "normalize_features", "build_humanml3d_generation_dataset"]  # fmt: skip
@@ -144,7 +144,7 @@ def build_humanml3d_generation_dataset(
     from the features (metres, Y up), the first ``max_frames`` frames of each entry, all its captions
     (one drawn at random per item in training), action label 0 (HumanML3D has none). The features stay
     available as ``ds.features`` (list of ``[T, 263]``)."""
-    from ..generation import GenerationDataset
+    from skeleton_diffusion.data.generation import GenerationDataset
 
     split_name = {"valid": "val"}.get(split, split)
     entries = load_humanml3d_split(folder, split_name, min_frames=min_frames)

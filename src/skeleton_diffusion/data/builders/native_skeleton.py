@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...utils.errors import DataFormatError
-from ...utils.io import atomic_write
-from .common import BuildSummary, build_side_files_if_possible, window_rows, write_csv
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.utils.io import atomic_write
+from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, window_rows, write_csv
 
 __all__ = ["clip_labels", "native_dataset_cfg", "write_dataset_config", "write_native_dataset", "build_native_dataset",
            "native_hierarchy", "bvh_to_native"]
@@ -109,10 +109,10 @@ def write_native_dataset(
 ) -> dict[str, Any]:
     """Write ``data_3d_<name>.npz``, ``skeleton.json``, ``segments_<split>.csv`` (stride ``obs``),
     ``clip_labels.txt``, ``dataset_config.yaml`` and (``side_files``) the evaluation side files."""
-    from ...skeletons import save_skeleton_file
+    from skeleton_diffusion.skeletons import save_skeleton_file
 
     processed_dir = Path(processed_dir)
-    from ..processed import save_processed
+    from skeleton_diffusion.data.processed import save_processed
 
     save_processed(processed_dir / f"data_3d_{name.lower()}.npz", positions, joint_names=list(skeleton.joint_names))
     save_skeleton_file(skeleton, processed_dir / "skeleton.json")
@@ -130,7 +130,7 @@ def write_native_dataset(
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
     if side_files and summary.windows.get("test", 0) > 0:
-        from ..side_files import build_side_files
+        from skeleton_diffusion.data.side_files import build_side_files
 
         scfg = side_cfg(cfg, processed_dir)
         build_side_files_if_possible(name.lower(), processed_dir, processed_dir, summary, force=True, dataset_cfg=scfg)
@@ -140,7 +140,7 @@ def write_native_dataset(
 
 def _read_clip_arrays(input_path: Path, num_joints: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``({clip: [T, J, 3]}, {clip: relative source path})`` from a folder of ``.npy`` files or one ``.npz``."""
-    from ...utils.errors import DataFormatError, DatasetNotPreparedError
+    from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 
     clips: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
@@ -180,8 +180,8 @@ def build_native_dataset(
 ) -> BuildSummary:
     """Clips already in metres (Z up, ``fps``, the skeleton file's joint order) + a skeleton file -> a processed
     dataset under ``<data_root>/processed/<name>/hmp`` (see :func:`write_native_dataset`)."""
-    from ...skeletons import load_skeleton_file
-    from .bvh import split_clips
+    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.data.builders.bvh import split_clips
 
     sk = load_skeleton_file(skeleton_file)
     input_path = Path(input_path)
@@ -218,8 +218,8 @@ def bvh_to_native(
 
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
-    from ...skeletons.hierarchy import subset_hierarchy
-    from .bvh import bvh_forward_kinematics, parse_bvh, resample, resolve_unit, to_z_up
+    from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
+    from skeleton_diffusion.data.builders.bvh import bvh_forward_kinematics, parse_bvh, resample, resolve_unit, to_z_up
 
     motion = parse_bvh(path)
     names, parents, idx = native_hierarchy(motion)

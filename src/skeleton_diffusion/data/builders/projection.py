@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = [
     "qrot", "qinverse", "quaternion_to_matrix", "world_to_camera", "camera_to_world", "project_to_2d",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...utils.errors import DataFormatError
+from skeleton_diffusion.utils.errors import DataFormatError
 
 __all__ = ["JointBodyModel", "load_body_model", "rodrigues", "forward_kinematics", "parents_from_kintree"]
 

@@ -35,12 +35,12 @@ from typing import Callable
 
 import numpy as np
 
-from ...skeletons import get_skeleton
-from ...utils.io import atomic_path, atomic_write
-from ..mean_motion import write_mean_motion
-from ..mmgt import compute_mmgt, compute_mmgt_apd, mmgt_summary, write_mmapd_csv, write_mmgt
-from ..processed import save_processed
-from ..segments import clip_windows, write_named_segments
+from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.utils.io import atomic_path, atomic_write
+from skeleton_diffusion.data.mean_motion import write_mean_motion
+from skeleton_diffusion.data.mmgt import compute_mmgt, compute_mmgt_apd, mmgt_summary, write_mmapd_csv, write_mmgt
+from skeleton_diffusion.data.processed import save_processed
+from skeleton_diffusion.data.segments import clip_windows, write_named_segments
 
 __all__ = ["SyntheticConfig", "PRIMITIVES", "PARENTS", "REST_OFFSETS", "generate_clip", "build_synthetic_dataset"]
 
@@ -437,7 +437,7 @@ def build_synthetic_dataset(
     futures = futures[:, :, 1:] - futures[:, :, :1]
     mmgt = compute_mmgt(last_obs, cfg.multimodal_threshold)
     write_mmgt(out / "mmgt_test.txt", mmgt)
-    from ..mean_motion import compute_mean_motion
+    from skeleton_diffusion.data.mean_motion import compute_mean_motion
 
     refs, freqs = compute_mean_motion(list(futures), [r[4] for r in rows["test"]], PRIMITIVES)
     write_mean_motion(out / "mean_motion_test.txt", PRIMITIVES, refs, freqs)
@@ -478,8 +478,8 @@ def build_synthetic_dataset(
 def _write_long_term(out: Path, cfg: SyntheticConfig, force: bool = False) -> dict:
     """``segments_test_long_term_pred.csv`` from ``segments_test.csv``: the test windows whose
     ``obs_length + 2.5 * pred_length`` frames fit in their clip (see :mod:`..long_term`)."""
-    from ...utils.errors import DataFormatError
-    from ..long_term import write_long_term_segments
+    from skeleton_diffusion.utils.errors import DataFormatError
+    from skeleton_diffusion.data.long_term import write_long_term_segments
 
     try:
         return write_long_term_segments(out, dataset_name="synthetic", fps=FPS, history_sec=cfg.obs_length / FPS,

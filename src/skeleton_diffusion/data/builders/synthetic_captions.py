@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ...utils.errors import DataFormatError
-from .synthetic import FPS, FRAME_LABELS_FILE, PRIMITIVES, SyntheticConfig, generate_clip
+from skeleton_diffusion.utils.errors import DataFormatError
+from skeleton_diffusion.data.builders.synthetic import FPS, FRAME_LABELS_FILE, PRIMITIVES, SyntheticConfig, generate_clip
 
 __all__ = [
     "ACTION_NAMES",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...utils.errors import DataFormatError
+from skeleton_diffusion.utils.errors import DataFormatError
 
 __all__ = ["Hierarchy", "parse_urdf", "parse_mjcf"]
 

@@ -15,20 +15,12 @@ from typing import Sequence
 
 import torch
 
-from ...utils.errors import ConfigError
-from .angles import angle_pairs, limb_pair_cosines, limb_vectors, mae
-from .cmd import class_mean_motion, cmd_single_class, motion_for_cmd, resolve_cmd
-from .distance import ade, apd, apde_per_item, fde, mmade, mmfde, per_sample_displacement
-from .limbs import (
-    jitter_mean,
-    jitter_rmse,
-    limb_length_variance,
-    limb_lengths,
-    limb_realism,
-    stretch_mean,
-    stretch_rmse,
-)
-from .validation import MPJPEAccumulator, ignite_metrics, mpjpe_per_frame, mpjpe_table, select_best_sample
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.evaluation.metrics.angles import angle_pairs, limb_pair_cosines, limb_vectors, mae
+from skeleton_diffusion.evaluation.metrics.cmd import class_mean_motion, cmd_single_class, motion_for_cmd, resolve_cmd
+from skeleton_diffusion.evaluation.metrics.distance import ade, apd, apde_per_item, fde, mmade, mmfde, per_sample_displacement
+from skeleton_diffusion.evaluation.metrics.limbs import jitter_mean, jitter_rmse, limb_length_variance, limb_lengths, limb_realism, stretch_mean, stretch_rmse
+from skeleton_diffusion.evaluation.metrics.validation import MPJPEAccumulator, ignite_metrics, mpjpe_per_frame, mpjpe_table, select_best_sample
 
 __all__ = [
     "METRIC_ORDER",

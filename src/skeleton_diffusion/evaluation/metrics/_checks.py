@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 
 def check_pred(pred: torch.Tensor, name: str = "pred") -> None:

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import torch
 
-from ...utils.errors import InputError
-from ._checks import check_limbs, check_pred, check_target
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.metrics._checks import check_limbs, check_pred, check_target
 
 __all__ = ["angle_pairs", "limb_vectors", "limb_pair_cosines", "mae"]
 

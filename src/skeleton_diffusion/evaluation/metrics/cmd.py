@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["motion_for_cmd", "cmd_single_class", "resolve_cmd", "class_mean_motion"]
 

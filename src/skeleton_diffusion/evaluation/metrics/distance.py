@@ -16,8 +16,8 @@ from typing import Literal, Sequence
 
 import torch
 
-from ...utils.errors import InputError
-from ._checks import check_pred, check_target
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.metrics._checks import check_pred, check_target
 
 __all__ = ["apd", "ade", "fde", "mmade", "mmfde", "apde_per_item", "per_sample_displacement"]
 

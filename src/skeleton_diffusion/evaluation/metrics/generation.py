@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...utils.errors import InputError
-from ..fid import frechet_distance
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.fid import frechet_distance
 
 __all__ = [
     "euclidean_distance_matrix",

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = [
     "root_relative", "mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "procrustes_align", "multi_hypothesis",

@@ -14,8 +14,8 @@ from typing import Literal, Sequence
 
 import torch
 
-from ...utils.errors import InputError
-from ._checks import check_limbs, check_pred
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.metrics._checks import check_limbs, check_pred
 
 __all__ = ["limb_lengths", "stretch_mean", "stretch_rmse", "jitter_mean", "jitter_rmse", "limb_realism", "limb_length_variance"]
 

@@ -18,8 +18,8 @@ from typing import Callable
 
 import torch
 
-from ...utils.errors import InputError
-from ._checks import check_pred, check_target
+from skeleton_diffusion.utils.errors import InputError
+from skeleton_diffusion.evaluation.metrics._checks import check_pred, check_target
 
 __all__ = [
     "select_best_sample",

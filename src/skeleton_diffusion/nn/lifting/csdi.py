@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["CSDIDenoiser", "csdi_step_embedding"]
 

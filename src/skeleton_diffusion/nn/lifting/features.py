@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...utils.errors import InputError
+from skeleton_diffusion.utils.errors import InputError
 
 __all__ = ["to_nodes", "from_nodes", "condition_features", "COND_PER_FRAME"]
 

@@ -28,12 +28,12 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ...diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-from ...utils.errors import ConfigError
-from .csdi import CSDIDenoiser
-from .denoiser import GraphDenoiser
-from .features import COND_PER_FRAME, condition_features, from_nodes, to_nodes
-from .supervised import ResidualMLPLifter
+from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.nn.lifting.csdi import CSDIDenoiser
+from skeleton_diffusion.nn.lifting.denoiser import GraphDenoiser
+from skeleton_diffusion.nn.lifting.features import COND_PER_FRAME, condition_features, from_nodes, to_nodes
+from skeleton_diffusion.nn.lifting.supervised import ResidualMLPLifter
 
 __all__ = ["METHODS", "NOISE_OPTIONS", "DiffusionLifter", "build_lifter", "linear_betas", "noise_covariance"]
 
@@ -108,11 +108,11 @@ class DiffusionLifter(nn.Module):
         pose = from_nodes(x0_nodes, self.frames)                     # [B, F, J, 3]
         reg = x0_nodes.new_zeros(())
         if self.limbs and (self.reg_bone_time > 0 and self.frames > 1):
-            from ...evaluation.metrics.lifting import bone_lengths
+            from skeleton_diffusion.evaluation.metrics.lifting import bone_lengths
 
             reg = reg + self.reg_bone_time * bone_lengths(pose, self.limbs).var(dim=1).mean()
         if self.limbs and self.sym_pairs and self.reg_symmetry > 0:
-            from ...evaluation.metrics.lifting import bone_asymmetry
+            from skeleton_diffusion.evaluation.metrics.lifting import bone_asymmetry
 
             reg = reg + self.reg_symmetry * bone_asymmetry(pose, self.limbs, self.sym_pairs).pow(2).mean()
         return reg
