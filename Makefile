@@ -43,10 +43,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m skeleton_diffusion.demo --out $(DEMO_DIR)
+	$(PY) -m skeleton_diffusion.apps.demo --out $(DEMO_DIR)
 
 demo-mdm: $(STAMP)
-	$(PY) -m skeleton_diffusion.demo_mdm
+	$(PY) -m skeleton_diffusion.apps.demo_mdm
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_autoencoder.py

@@ -14,8 +14,8 @@ import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base=None, config_path="configs", config_name="train_diffusion")
 def main(cfg: DictConfig) -> None:
-    from skeleton_diffusion.cli import run_cli
-    from skeleton_diffusion.training.diffusion_trainer import main as train
+    from skeleton_diffusion.utils.cli import run_cli
+    from skeleton_diffusion.methods.skeleton_diffusion.train_diffusion import main as train
 
     run_cli(train, cfg)
 

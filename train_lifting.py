@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a 2D->3D lifting model: supervised lifter, DiffPose or DiffHPE.
 
-    python -m skeleton_diffusion.data.create_synthetic_lifting_dataset          # CPU dataset, no download
+    python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset          # CPU dataset, no download
     python train_lifting.py method=diffpose dataset=synthetic_lifting
     python train_lifting.py method=diffhpe dataset=h36m_lifting model.lifter.noise=skeleton
     python train_lifting.py method=supervised dataset=synthetic_lifting debug=lifting
@@ -16,8 +16,8 @@ import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base=None, config_path="configs", config_name="train_lifting")
 def main(cfg: DictConfig) -> None:
-    from skeleton_diffusion.cli import run_cli
-    from skeleton_diffusion.training.lifting_trainer import main as train
+    from skeleton_diffusion.utils.cli import run_cli
+    from skeleton_diffusion.training.lifting import main as train
 
     run_cli(train, cfg)
 

@@ -1,7 +1,7 @@
 """Inference (sampling + decoding) computed the way the official implementation computes it.
 
 Used only as the baseline of ``bench_inference.py``. :class:`RefDenoiser` has the parameter names of
-:class:`skeleton_diffusion.nn.denoiser.Denoiser` (so it loads the same state dict) but runs every graph layer as
+:class:`skeleton_diffusion.methods.skeleton_diffusion.denoiser.Denoiser` (so it loads the same state dict) but runs every graph layer as
 the official layer does: the per-type weights and biases are gathered to all N nodes at every call
 (``weight[node_type_index]``), applied with an einsum and mixed with ``g.matmul``; attention is the explicit
 ``q * scale``, matmul, softmax, matmul; every one of the ``B·S`` rows embeds its own diffusion step. The encoder

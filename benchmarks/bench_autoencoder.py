@@ -32,7 +32,7 @@ def _current_rss_bytes() -> int:
 def _build(variant: str, device):
     import torch
 
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
 
     torch.manual_seed(0)
     ours = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)

@@ -49,10 +49,11 @@ def _rss_bytes(pid: str = "self") -> int:
 def _build(device):
     import torch
 
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
-    from skeleton_diffusion.nn.denoiser import Denoiser
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
+    from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     torch.manual_seed(0)
     ae = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)
@@ -68,7 +69,7 @@ def _build(device):
 def _run_variant(args: argparse.Namespace) -> dict:
     import torch
 
-    from skeleton_diffusion.training.best_of_k import best_of_k_loss, naive_best_of_k_loss
+    from skeleton_diffusion.methods.skeleton_diffusion.best_of_k import best_of_k_loss, naive_best_of_k_loss
     from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
     from skeleton_diffusion.utils.device import resolve_device
 

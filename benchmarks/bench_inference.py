@@ -52,7 +52,7 @@ def _models(device):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_diffusion import _build
 
-    from skeleton_diffusion.pipeline import SkeletonDiffusion
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
 
     ae, diffusion = _build(device)
     diffusion.eval().requires_grad_(False)

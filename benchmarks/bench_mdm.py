@@ -50,8 +50,8 @@ def build_mdm(device, noise: str, timesteps: int = 1000):
     import torch
 
     from skeleton_diffusion.diffusion.motion_space import build_motion_diffusion
-    from skeleton_diffusion.nn.mdm import MDM
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.nn.motion_transformer import MDM
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     torch.manual_seed(0)
     sk = get_skeleton("amass")
@@ -63,11 +63,12 @@ def build_mdm(device, noise: str, timesteps: int = 1000):
 def build_sd(device):
     import torch
 
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
-    from skeleton_diffusion.nn.denoiser import Denoiser
-    from skeleton_diffusion.pipeline import SkeletonDiffusion
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
+    from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     torch.manual_seed(0)
     ae = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from skeleton_diffusion.diffusion.motion_space import mdm_loss, motion_to_x
     from skeleton_diffusion.diffusion.respace import sample_motion
-    from skeleton_diffusion.training.best_of_k import best_of_k_loss
+    from skeleton_diffusion.methods.skeleton_diffusion.best_of_k import best_of_k_loss
     from skeleton_diffusion.utils.device import resolve_device
 
     torch.set_num_threads(args.threads)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton_diffusion.skeletons import get_skeleton
-from skeleton_diffusion.viz import skeleton_figure
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.viz.plots import skeleton_figure
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_EXAMPLE = HERE.parent.parent / "shared" / "reference" / "figures" / "example_obs_amass.npy"

@@ -73,8 +73,8 @@ def _clip(sk, kind: str, seed: int, frames: int = 240) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from skeleton_diffusion.data.create_native_dataset import main as create_main
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.apps.create_native_dataset import main as create_main
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     root = tmp_path_factory.mktemp("any_skeleton")
     sk_file = root / "humanoid15.yaml"
@@ -104,7 +104,10 @@ def _with_dataset(cfg, hmp: Path):
 
 @pytest.fixture(scope="module")
 def trained(built):
-    from skeleton_diffusion.training import autoencoder_trainer, diffusion_trainer
+    from skeleton_diffusion.methods.skeleton_diffusion import (
+        train_autoencoder as autoencoder_trainer,
+        train_diffusion as diffusion_trainer,
+    )
 
     root, data, hmp = built
     out = root / "out"
@@ -119,7 +122,7 @@ def trained(built):
 
 
 def test_builder_writes_skeleton_labels_and_side_files(built):
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     _, _, hmp = built
     for f in ("data_3d_humanoid15.npz", "skeleton.json", "segments_test.csv", "clip_labels.txt",
@@ -137,8 +140,8 @@ def test_builder_writes_skeleton_labels_and_side_files(built):
 
 
 def test_hand_written_skeleton_trains_evaluates_predicts(trained):
-    from skeleton_diffusion.evaluation import protocol
-    from skeleton_diffusion.predict import main as predict_main
+    from skeleton_diffusion.tasks.hmp import protocol
+    from skeleton_diffusion.apps.predict import main as predict_main
     from skeleton_diffusion.utils.io import safe_torch_load
 
     root, data, hmp, out = trained
@@ -178,8 +181,8 @@ def test_hand_written_skeleton_trains_evaluates_predicts(trained):
 
 
 def test_joint_order_mistakes_are_refused(trained):
-    from skeleton_diffusion.evaluation import protocol
-    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.tasks.hmp import protocol
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
     from skeleton_diffusion.utils.errors import ConfigError, InputError
 
     root, data, hmp, out = trained
@@ -190,7 +193,7 @@ def test_joint_order_mistakes_are_refused(trained):
     with pytest.raises(InputError, match=r"humanoid15.*LHip|RHip.*humanoid15"):
         predictor.predict(obs, num_samples=1, joint_names=swapped)
     # the CLI: an observation .npz that names its joints in another order is refused before predicting
-    from skeleton_diffusion.predict import compose_config, run
+    from skeleton_diffusion.apps.predict import compose_config, run
 
     np.savez(root / "obs_swapped.npz", obs=obs, joint_names=np.asarray(swapped))
     with pytest.raises(InputError, match=r"obs_swapped.*humanoid15"):

@@ -7,7 +7,7 @@ import torch
 from _nn_helpers import single_thread  # noqa: F401  (fixture)
 from conftest import official_fixture
 
-from skeleton_diffusion.nn.autoencoder import AutoEncoder, pose_loss
+from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder, pose_loss
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]

@@ -71,7 +71,7 @@ def _assert_clear(exc: BaseException, path: Path, *expected: str) -> None:
 @pytest.mark.parametrize("suffix", [".npy", ".npz"])
 @pytest.mark.parametrize("case", ["truncated", "empty", "text", "pickle", "zip_garbage", "binary"])
 def test_observation_file_errors_name_the_file(tmp_path, suffix, case):
-    from skeleton_diffusion.predict import load_observation
+    from skeleton_diffusion.apps.predict import load_observation
 
     obs = np.zeros((30, 22, 3), np.float32)
     good = _npy_bytes(obs) if suffix == ".npy" else _npz_bytes(obs=obs)
@@ -82,9 +82,9 @@ def test_observation_file_errors_name_the_file(tmp_path, suffix, case):
 
 
 def test_observation_wrong_content_and_shape(tmp_path):
-    from skeleton_diffusion.inference_checks import validate_observation
-    from skeleton_diffusion.predict import load_observation
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.tasks.hmp.input_checks import validate_observation
+    from skeleton_diffusion.apps.predict import load_observation
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     words = tmp_path / "words.npy"
     np.save(words, np.array(["a", "b"]))
@@ -174,7 +174,7 @@ def test_run_config_errors_name_the_file(tmp_path, content, expected):
 def test_configs_beside_checkpoints_are_checked_by_eval_predict_and_stage_2(tmp_path):
     """eval/predict (a checkpoint without embedded config) and train_diffusion (the autoencoder run) read the run
     folder's config.yaml: an unreadable one is named."""
-    from skeleton_diffusion.inference import checkpoint_config
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import checkpoint_config
     from skeleton_diffusion.training.launch import autoencoder_run_config
 
     run = tmp_path / "run"
@@ -199,7 +199,7 @@ def test_load_config_missing_file(tmp_path):
 # --------------------------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("case", ["truncated", "empty", "text", "pickle", "zip_garbage", "binary"])
 def test_checkpoint_file_errors_name_the_file(tmp_path, case):
-    from skeleton_diffusion.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from skeleton_diffusion.checkpoints.format import load_checkpoint, resolve_checkpoint
     from skeleton_diffusion.utils.io import safe_torch_load
 
     good = io.BytesIO()
@@ -213,7 +213,7 @@ def test_checkpoint_file_errors_name_the_file(tmp_path, case):
 
 
 def test_checkpoint_wrong_content(tmp_path):
-    from skeleton_diffusion.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from skeleton_diffusion.checkpoints.format import load_checkpoint, resolve_checkpoint
 
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
@@ -244,7 +244,7 @@ def test_checkpoint_wrong_content(tmp_path):
 @pytest.mark.parametrize("content", [b'{"name": "x", "joints": [{"name": "root"', b"", bytes(range(256)) * 4,
                                      b"[1, 2, 3]", b'{"name": "x"}'])
 def test_skeleton_file_errors_name_the_file(tmp_path, suffix, content):
-    io_mod = pytest.importorskip("skeleton_diffusion.skeletons.io")
+    io_mod = pytest.importorskip("skeleton_diffusion.skeletons.formats.files")
     path = tmp_path / f"sk{suffix}"
     path.write_bytes(content)
     with pytest.raises(SkeletonDiffusionError) as err:
@@ -272,7 +272,7 @@ def _assert_one_paragraph(res: subprocess.CompletedProcess, *words: str) -> None
 def test_run_cli_reports_unreadable_or_unwritable_files(tmp_path, capsys, monkeypatch):
     """An OSError naming a file (e.g. an output folder that does not exist) is one paragraph too; others are not
     swallowed."""
-    from skeleton_diffusion.cli import run_cli
+    from skeleton_diffusion.utils.cli import run_cli
 
     monkeypatch.delenv("SKELETON_DIFFUSION_TRACEBACK", raising=False)
     target = tmp_path / "no_such_folder" / "pred.npz"
@@ -288,7 +288,7 @@ def test_run_cli_reports_unreadable_or_unwritable_files(tmp_path, capsys, monkey
 def test_predict_cli_corrupt_npz_is_one_paragraph(tmp_path):
     bad = tmp_path / "obs.npz"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
-    res = _cli(["-m", "skeleton_diffusion.predict", f"checkpoint_path={tmp_path / 'model.pt'}", f"input={bad}",
+    res = _cli(["-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={tmp_path / 'model.pt'}", f"input={bad}",
                 f"output={tmp_path / 'pred.npz'}"], tmp_path)
     _assert_one_paragraph(res, str(bad), "(T_obs, J, 3)")
 
@@ -299,7 +299,7 @@ def test_predict_cli_corrupt_checkpoint_is_one_paragraph(tmp_path):
     np.save(obs, np.zeros((30, 22, 3), np.float32))
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(pickle.dumps({"model": _Custom()}))
-    res = _cli(["-m", "skeleton_diffusion.predict", f"checkpoint_path={ckpt}", f"input={obs}",
+    res = _cli(["-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={ckpt}", f"input={obs}",
                 f"output={tmp_path / 'pred.npz'}"], tmp_path)
     _assert_one_paragraph(res, str(ckpt))
 

@@ -6,9 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-from skeleton_diffusion.skeletons import get_skeleton
-from skeleton_diffusion.training.best_of_k import auto_chunk_size, best_of_k_loss, naive_best_of_k_loss
+from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.methods.skeleton_diffusion.best_of_k import (
+    auto_chunk_size,
+    best_of_k_loss,
+    naive_best_of_k_loss,
+)
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 from test_diffusion_fixtures import assert_close_ref, load_autoencoder_fixture, load_diffusion_fixture
 

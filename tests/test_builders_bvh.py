@@ -22,7 +22,7 @@ from skeleton_diffusion.data.builders.bvh import (
     to_z_up,
 )
 from skeleton_diffusion.data.builders.common import read_processed
-from skeleton_diffusion.data.create_bvh_dataset import main as bvh_main
+from skeleton_diffusion.apps.create_bvh_dataset import main as bvh_main
 from skeleton_diffusion.utils.errors import DataFormatError
 
 CMU_DIR = Path("/usr/share/assimp/models/BVH")
@@ -156,7 +156,7 @@ def test_real_cmu_files_give_human_bone_lengths(cmu_dataset):
 def test_real_cmu_windows_load_through_the_data_layer(cmu_dataset):
     import torch
 
-    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.data.registry import build_dataset
 
     hmp = cmu_dataset / "ds/processed/CMUSmall/hmp"
     cfg = json.loads((hmp / "dataset_config.json").read_text())
@@ -243,7 +243,7 @@ def cmu_native(tmp_path_factory):
 
 
 def test_native_cmu_keeps_the_files_joints_in_metres_z_up(cmu_native):
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     sk = load_skeleton_file(cmu_native / "skeleton.json")
     assert sk.num_joints == 31 and sk.joint_names[0] == "Hips" and not any(n.endswith("_End") for n in sk.joint_names)
@@ -264,7 +264,7 @@ def test_native_cmu_keeps_the_files_joints_in_metres_z_up(cmu_native):
 
 
 def test_native_cmu_windows_load_and_subset(cmu_native, tmp_path):
-    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.data.registry import build_dataset
 
     cfg = json.loads((cmu_native / "dataset_config.json").read_text())
     cfg["skeleton_name"] = str(cmu_native / "skeleton.json")
@@ -279,7 +279,7 @@ def test_native_cmu_windows_load_and_subset(cmu_native, tmp_path):
            "RightArm,RightForeArm,RightHand"
     assert bvh_main(["--input", str(tmp_path / "in"), "--name", "Sub", "--data-root", str(tmp_path / "ds"), "--quiet",
                      "--skeleton", "native", "--joints", keep, "--no-side-files"]) == 0
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     sub = load_skeleton_file(tmp_path / "ds/processed/Sub/hmp/skeleton.json")
     assert sub.num_joints == 15 and sub.parents[sub.joint_names.index("LeftUpLeg")] == 0

@@ -15,7 +15,7 @@ from skeleton_diffusion.data.builders.deepmimic import (
     find_pybullet_data,
     load_deepmimic_motion,
 )
-from skeleton_diffusion.data.builders.urdf_mjcf import parse_urdf
+from skeleton_diffusion.skeletons.formats.urdf_mjcf import parse_urdf
 from skeleton_diffusion.utils.errors import DataFormatError
 
 DATA = find_pybullet_data()
@@ -63,7 +63,7 @@ def test_real_clips_have_human_bones_in_metres_z_up(tmp_path):
     summary = build_deepmimic_dataset("DM", data_root=tmp_path, side_files=False)
     assert summary.windows["test"] > 0 and summary.windows["train"] > 50
     hmp = tmp_path / "processed" / "DM" / "hmp"
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     sk = load_skeleton_file(hmp / "skeleton.json")
     assert sk.num_joints == 15 and sk.joint_names[0] == "root" and sk.num_node_types == 8

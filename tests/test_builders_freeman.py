@@ -11,7 +11,7 @@ import pytest
 
 from skeleton_diffusion.data.builders.common import read_processed, write_csv
 from skeleton_diffusion.data.builders.freeman import build_freeman, freeman_segment_rows, preprocess_keypoints
-from skeleton_diffusion.data.create_freeman_dataset import main as freeman_main
+from skeleton_diffusion.apps.create_freeman_dataset import main as freeman_main
 from skeleton_diffusion.utils.errors import DataFormatError
 
 S1, S2, S3, S4, S5, S6 = (f"20220101_aaaa00000{i}_subj0{i}" for i in range(1, 7))

@@ -17,9 +17,14 @@ import yaml
 from conftest import SHARED_DIR, official_fixture
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.convert_official_checkpoint import (convert_autoencoder, convert_diffusion,
-                                                            load_official_file, main, overlay_flat,
-                                                            read_flat_config)
+from skeleton_diffusion.methods.skeleton_diffusion.convert import (
+    convert_autoencoder,
+    convert_diffusion,
+    load_official_file,
+    main,
+    overlay_flat,
+    read_flat_config,
+)
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 
@@ -187,7 +192,7 @@ def test_converted_run_folder_layout_and_config(converted):
 
 
 def test_converted_model_reproduces_official_inference(converted, inference_fixture):
-    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
 
     inf = inference_fixture
     pred_obj = load_model(converted[0], device="cpu")
@@ -206,9 +211,9 @@ def test_converted_model_reproduces_official_inference(converted, inference_fixt
 @pytest.mark.slow
 def test_predictor_on_example_observation_matches_direct_fixture_model(converted, inference_fixture):
     """Predictor.predict (metres in, metres out) on an input shaped like example_obs_amass.npy [1,30,22,3]."""
-    pytest.importorskip("skeleton_diffusion.inference_checks")
-    from skeleton_diffusion.data.transforms import to_input_space
-    from skeleton_diffusion.inference import load_model
+    pytest.importorskip("skeleton_diffusion.tasks.hmp.input_checks")
+    from skeleton_diffusion.representations.hmp import to_input_space
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
 
     example = SHARED_DIR / "reference/figures/example_obs_amass.npy"
     if example.is_file():
@@ -235,7 +240,7 @@ def test_predictor_on_example_observation_matches_direct_fixture_model(converted
 
 
 def test_ema_weights_are_converted(converted):
-    from skeleton_diffusion.inference import build_from_checkpoint
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import build_from_checkpoint
 
     online, _, _ = build_from_checkpoint(converted[1], "cpu")
     ema, _, _ = build_from_checkpoint(converted[1], "cpu", use_ema=True)
@@ -261,7 +266,7 @@ def test_recipe_conversion_without_configs(tmp_path, release):
 
 
 def test_autoencoder_stage_gives_a_pretrained_autoencoder_run(tmp_path, release):
-    from skeleton_diffusion.training.diffusion_trainer import load_frozen_autoencoder
+    from skeleton_diffusion.methods.skeleton_diffusion.train_diffusion import load_frozen_autoencoder
     from skeleton_diffusion.training.launch import autoencoder_run_config
 
     _, ae_file = release

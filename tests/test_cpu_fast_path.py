@@ -8,8 +8,9 @@ import copy
 import pytest
 import torch
 
-from skeleton_diffusion.nn import cpu_kernels, denoiser_fast
-from skeleton_diffusion.nn.denoiser import Denoiser
+from skeleton_diffusion.nn.graph import kernels as cpu_kernels
+from skeleton_diffusion.methods.skeleton_diffusion import denoiser_fast
+from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
 
 needs_onednn = pytest.mark.skipif(not cpu_kernels.onednn_linear_available(),
                                   reason="this PyTorch build has no usable oneDNN linear")
@@ -203,7 +204,7 @@ def test_run_chunks_runs_each_chunk_once_on_threads_and_restores_the_setting(mon
 
 @needs_onednn
 def test_fast_paths_give_the_same_values_with_one_or_two_threads() -> None:
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
 
     den = _denoiser()
     x, t, cond = _inputs(den, b=50)

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from skeleton_diffusion.evaluation.cross_skeleton import (
+from skeleton_diffusion.tasks.hmp.cross_skeleton import (
     JOINT_MAP_DIR,
     evaluate_cross_skeleton,
     load_joint_map,
     map_to_model,
     resample_window,
 )
-from skeleton_diffusion.skeletons import Skeleton, get_skeleton
+from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
 _CMU = [("Hips", None), ("LHipJoint", "Hips"), ("LeftUpLeg", "LHipJoint"), ("LeftLeg", "LeftUpLeg"),

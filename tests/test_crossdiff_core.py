@@ -10,10 +10,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.data.motion2d import (Motion2DDataset, PairedProjectionDataset, collate_motion2d,
-                                              project_generation_dataset, write_motion2d_clip)
-from skeleton_diffusion.data.projection2d import OFFICIAL_AZIMUTHS, project_motion, random_azimuths
-from skeleton_diffusion.nn.crossdiff import CrossDiff
+from skeleton_diffusion.data.windows.motion2d import (
+    Motion2DDataset,
+    PairedProjectionDataset,
+    collate_motion2d,
+    project_generation_dataset,
+    write_motion2d_clip,
+)
+from skeleton_diffusion.representations.projection2d import OFFICIAL_AZIMUTHS, project_motion, random_azimuths
+from skeleton_diffusion.methods.crossdiff.network import CrossDiff
 from skeleton_diffusion.utils.errors import DataFormatError, InputError
 
 J, T = 5, 8
@@ -76,8 +81,8 @@ def test_cross_decoding_shapes_and_text(din):
 
 
 def _model(noise="isotropic"):
-    from skeleton_diffusion.training.crossdiff_trainer import build_crossdiff
-    from skeleton_diffusion.training.mdm_trainer import MDMSpec
+    from skeleton_diffusion.methods.crossdiff.trainer import build_crossdiff
+    from skeleton_diffusion.training.motion import MDMSpec
 
     class Sk:
         num_joints = J
@@ -96,7 +101,7 @@ HEAD_2D = ("output_process.2d", "decoder.2d", "queries.2d", "input_process.2d")
 
 
 def test_2d_only_batches_give_3d_head_no_gradient():
-    from skeleton_diffusion.training.crossdiff_trainer import crossdiff_loss
+    from skeleton_diffusion.methods.crossdiff.trainer import crossdiff_loss
 
     model = _model()
     b = 4
@@ -128,7 +133,7 @@ def test_2d_only_batches_give_3d_head_no_gradient():
 
 
 def test_loss_weights_combine_terms():
-    from skeleton_diffusion.training.crossdiff_trainer import crossdiff_loss
+    from skeleton_diffusion.methods.crossdiff.trainer import crossdiff_loss
 
     model = _model("nonisotropic")
     b = 3
@@ -144,7 +149,7 @@ def test_loss_weights_combine_terms():
 
 # ----------------------------------------------------------------------------------------- sampling
 def test_mixed_sampling_hands_over_from_2d_to_3d():
-    from skeleton_diffusion.training.crossdiff_sampling import sample_crossdiff
+    from skeleton_diffusion.methods.crossdiff.sampling import sample_crossdiff
 
     model = _model().eval()
     calls: list[tuple[str, tuple]] = []
@@ -221,7 +226,7 @@ def test_views_share_one_network_and_follow_deepcopy():
 
 
 def test_finetune_needs_the_first_stage_and_dispatch():
-    from skeleton_diffusion.training.crossdiff_trainer import _init_from
+    from skeleton_diffusion.methods.crossdiff.trainer import _init_from
     from skeleton_diffusion.training.run_dir import run_method
     from skeleton_diffusion.utils.errors import ConfigError
 
@@ -234,8 +239,8 @@ def test_finetune_needs_the_first_stage_and_dispatch():
 
 
 def test_body_parts_match_the_official_smpl_split():
-    from skeleton_diffusion.evaluation.body_parts import part_joint_indices, select_part
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.tasks.generation.body_parts import part_joint_indices, select_part
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
     from skeleton_diffusion.utils.errors import ConfigError
 
     names = get_skeleton("amass").joint_names  # SMPL-22 order

@@ -21,9 +21,9 @@ TINY = ["debug=crossdiff", "dataset=synthetic", "progress=false", "model.num_epo
 
 
 def test_crossdiff_two_stages_generate_and_eval(tmp_path):
-    from skeleton_diffusion.data.generation import build_synthetic_generation_dataset
-    from skeleton_diffusion.data.motion2d import project_generation_dataset
-    from skeleton_diffusion.evaluation.generation_evaluator import GenerationEvaluator, save_evaluator
+    from skeleton_diffusion.data.windows.generation import build_synthetic_generation_dataset
+    from skeleton_diffusion.data.windows.motion2d import project_generation_dataset
+    from skeleton_diffusion.tasks.generation.evaluator_networks import GenerationEvaluator, save_evaluator
     from skeleton_diffusion.nn.text_encoders import build_vocab
 
     data = make_synthetic(tmp_path / "datasets")
@@ -47,7 +47,7 @@ def test_crossdiff_two_stages_generate_and_eval(tmp_path):
 
     for start in ("2d", "3d"):
         out = tmp_path / f"gen_{start}.npz"
-        _run(["-m", "skeleton_diffusion.generate", "--checkpoint", str(ft), "--captions", "a person walks",
+        _run(["-m", "skeleton_diffusion.apps.generate", "--checkpoint", str(ft), "--captions", "a person walks",
               "a person jumps", "--from", start, "--num-samples", "2", "--out", str(out),
               "--gif", str(tmp_path / f"gen_{start}.gif")])
         z = np.load(out)

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from skeleton_diffusion.data.augmentation import (
+from skeleton_diffusion.data.augment.augmentation import (
     add_observation_noise,
     left_right_pairs,
     mirror,
     rotate_z,
     rotation_matrix_z,
 )
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
 
 def _x(seed=0, shape=(5, 22, 3)):

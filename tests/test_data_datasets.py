@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.data import build_dataloader, build_dataset, save_processed
-from skeleton_diffusion.data.augmentation import rotation_matrix_z
+from skeleton_diffusion.data.loaders import build_dataloader
+from skeleton_diffusion.data.registry import build_dataset
+from skeleton_diffusion.data.processed import save_processed
+from skeleton_diffusion.data.augment.augmentation import rotation_matrix_z
 from skeleton_diffusion.data.mmgt import write_mmgt
-from skeleton_diffusion.data.transforms import to_input_space
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.representations.hmp import to_input_space
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
 BOX = 1.2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from skeleton_diffusion.data import save_processed
+from skeleton_diffusion.data.processed import save_processed
 from skeleton_diffusion.data.mean_motion import compute_mean_motion, read_mean_motion, segment_mean_speed, write_mean_motion
 from skeleton_diffusion.data.mmgt import (
     compute_mmgt,

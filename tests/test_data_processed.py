@@ -35,7 +35,7 @@ def test_missing_file_names_path_and_command(tmp_path):
     with pytest.raises(DatasetNotPreparedError) as e:
         load_processed(tmp_path / processed_file_name("synthetic"), dataset_name="synthetic")
     assert "data_3d_synthetic.npz" in str(e.value)
-    assert "python -m skeleton_diffusion.data.create_synthetic_dataset" in str(e.value)
+    assert "python -m skeleton_diffusion.apps.create_synthetic_dataset" in str(e.value)
     assert "--include_hands" in create_command("amass-mano")
 
 

@@ -8,14 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-import skeleton_diffusion.data.datasets as dsmod
-from skeleton_diffusion.data import build_dataset
-from skeleton_diffusion.data.factory import DEFAULT_DATASET_CFGS
+import skeleton_diffusion.data.windows.hmp as dsmod
+from skeleton_diffusion.data.registry import build_dataset
+from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS
 from skeleton_diffusion.data.segments import read_amass_segments, read_h36m_segments, read_named_segments
 
 
 def _fake(monkeypatch, tree):
-    import skeleton_diffusion.data.factory as factory
+    import skeleton_diffusion.data.registry as factory
 
     monkeypatch.setattr(dsmod, "load_processed_cached", lambda *a, **k: tree)
     # the processed file is faked, so the factory's up-front "is it on disk?" check must be too

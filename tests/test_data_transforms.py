@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.data.transforms import (
+from skeleton_diffusion.representations.hmp import (
     add_zero_root,
     input_to_metric,
     metric_to_input,

@@ -61,7 +61,7 @@ def _write_bvh(path: Path, frames: int, rng: np.random.Generator) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """``<root>/ds`` holding ``processed/MyMocap/hmp/`` built by create_bvh_dataset (2 clips x 1000 frames)."""
-    from skeleton_diffusion.data.create_bvh_dataset import main as bvh_main
+    from skeleton_diffusion.apps.create_bvh_dataset import main as bvh_main
 
     root = tmp_path_factory.mktemp("bvh_by_name")
     (root / "in").mkdir()
@@ -89,7 +89,7 @@ def test_built_dataset_composes_by_name_and_loads(built, monkeypatch, name):
     from hydra.core.global_hydra import GlobalHydra
 
     from skeleton_diffusion.config import CONFIG_DIR
-    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.data.registry import build_dataset
 
     monkeypatch.setenv("SKELETON_DIFFUSION_DATASETS", str(built))  # the compose API has no sys.argv overrides
     GlobalHydra.instance().clear()
@@ -135,7 +135,7 @@ def test_eval_runs_on_a_built_bvh_dataset_by_name(built, tmp_path):
 def test_missing_official_dataset_names_processed_file_and_command(tmp_path, name, folder, command, split):
     from omegaconf import OmegaConf
 
-    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.data.registry import build_dataset
 
     cfg = OmegaConf.load(REPO / "configs" / "dataset" / f"{name}.yaml")
     with pytest.raises(DatasetNotPreparedError) as err:
@@ -152,4 +152,4 @@ def test_eval_cli_missing_amass_is_one_paragraph(tmp_path):
                 "method_specs=zero_velocity"], cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     text = " ".join(res.stderr.split())
-    assert "data_3d_amass.npz" in text and "python -m skeleton_diffusion.data.create_amass_dataset" in text
+    assert "data_3d_amass.npz" in text and "python -m skeleton_diffusion.apps.create_amass_dataset" in text

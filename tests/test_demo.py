@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from _pipeline_helpers import make_synthetic
-from skeleton_diffusion.demo import joint_speed, motion_summary, pick_example_window, write_example_observation
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.apps.demo import joint_speed, motion_summary, pick_example_window, write_example_observation
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.viz.animation import render_prediction_frames
 
 
@@ -85,7 +85,7 @@ def test_second_demo_run_reuses_finished_stages(data_root, tmp_path) -> None:
     """``resume=auto`` on a finished run with the demo's own ``dataset=synthetic``: nothing is retrained (Ignite
     would restart a finished engine from epoch 0) and the same group choice is not taken for a swap."""
     from _pipeline_helpers import ae_cfg
-    from skeleton_diffusion.training import autoencoder_trainer
+    from skeleton_diffusion.methods.skeleton_diffusion import train_autoencoder as autoencoder_trainer
     from skeleton_diffusion.utils.errors import ConfigError
 
     run = tmp_path / "ae"
@@ -105,7 +105,7 @@ def test_second_demo_run_reuses_finished_stages(data_root, tmp_path) -> None:
 def test_comparison_gif_with_ground_truth(tmp_path) -> None:
     from PIL import Image
 
-    from skeleton_diffusion.demo import write_comparison_gif
+    from skeleton_diffusion.apps.demo import write_comparison_gif
 
     rng = np.random.default_rng(2)
     obs = rng.normal(scale=0.3, size=(4, 22, 3)).astype(np.float32)

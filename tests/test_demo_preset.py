@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 
 from _pipeline_helpers import compose_cfg
-from skeleton_diffusion.demo import demo_commands
-from skeleton_diffusion.factories import build_autoencoder
-from skeleton_diffusion.skeletons import get_skeleton
-from skeleton_diffusion.training.curriculum import HorizonCurriculum
+from skeleton_diffusion.apps.demo import demo_commands
+from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.methods.skeleton_diffusion.curriculum import HorizonCurriculum
 
 
 def _curriculum(m) -> HorizonCurriculum:  # built exactly as training/autoencoder_trainer.py does

@@ -15,9 +15,17 @@ import torch
 
 from _nn_helpers import single_thread  # noqa: F401  (fixture: ~5 s on one thread, up to 80 s on two busy ones)
 
-from skeleton_diffusion import demo
-from skeleton_diffusion.demo import (PRETRAINED_DIR, REPO_ROOT, demo_commands, joint_speed, pick_example_window,
-                                     pretrained_commands, pretrained_model_problem, quick_commands)
+from skeleton_diffusion.apps import demo
+from skeleton_diffusion.apps.demo import (
+    PRETRAINED_DIR,
+    REPO_ROOT,
+    demo_commands,
+    joint_speed,
+    pick_example_window,
+    pretrained_commands,
+    pretrained_model_problem,
+    quick_commands,
+)
 
 SHIPPED = REPO_ROOT / PRETRAINED_DIR
 MAX_SHIPPED_MB = 8.0
@@ -63,7 +71,7 @@ def _measure(predictor, obs: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def test_shipped_model_is_small_and_loads_weights_only() -> None:
-    from skeleton_diffusion.training.checkpoint import resolve_checkpoint
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
 
     _require_shipped()
     total = 0
@@ -83,7 +91,7 @@ def test_shipped_model_is_small_and_loads_weights_only() -> None:
 def test_shipped_model_futures_move_and_differ(full_synthetic, single_thread) -> None:
     """On the demo's example window (a run turning into a jump) and a few other test windows."""
     from skeleton_diffusion.data.processed import load_processed
-    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
 
     _require_shipped()
     folder = full_synthetic / "processed" / "Synthetic" / "hmp"
@@ -110,10 +118,10 @@ def test_demo_commands_run_the_shipped_model() -> None:
     assert cmds == quick_commands("output/demo") + pretrained_commands("output/demo")
     shipped = [" ".join(c) for c in pretrained_commands("output/demo")]
     assert any("eval.py" in c and f"checkpoint_path={PRETRAINED_DIR}/diffusion" in c for c in shipped)
-    assert any("skeleton_diffusion.predict" in c and f"checkpoint_path={PRETRAINED_DIR}/diffusion" in c
+    assert any("skeleton_diffusion.apps.predict" in c and f"checkpoint_path={PRETRAINED_DIR}/diffusion" in c
                and "gif=output/demo/pred.gif" in c for c in shipped)
     quick = [" ".join(c) for c in quick_commands("output/demo")]
-    assert any("skeleton_diffusion.predict" in c and "checkpoint_path=output/demo/diffusion" in c
+    assert any("skeleton_diffusion.apps.predict" in c and "checkpoint_path=output/demo/diffusion" in c
                and "gif=output/demo/pred_quick.gif" in c for c in quick)
     assert not any(PRETRAINED_DIR in c for c in quick)  # the quick part runs without the shipped model
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import official_fixture
 
-from skeleton_diffusion.nn.denoiser import Denoiser, SinusoidalPosEmb
+from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser, SinusoidalPosEmb
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]

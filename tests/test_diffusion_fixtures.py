@@ -12,8 +12,8 @@ from torch import nn
 
 def load_diffusion_fixture():
     """``(fixture dict, NonisotropicGaussianDiffusion with the fixture weights, in eval mode)``."""
-    denoiser_mod = pytest.importorskip("skeleton_diffusion.nn.denoiser")
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion
+    denoiser_mod = pytest.importorskip("skeleton_diffusion.methods.skeleton_diffusion.denoiser")
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 
     fx = torch.load(official_fixture("denoiser_diffusion.pt"), weights_only=True)
     cfg, w = fx["config"], fx["weights"]
@@ -38,7 +38,7 @@ def load_diffusion_fixture():
 
 def load_autoencoder_fixture():
     """``(case dict, frozen AutoEncoder with the fixture weights)`` for ``autoencoder.pt`` case ``amass``."""
-    ae_mod = pytest.importorskip("skeleton_diffusion.nn.autoencoder")
+    ae_mod = pytest.importorskip("skeleton_diffusion.methods.skeleton_diffusion.autoencoder")
     case = torch.load(official_fixture("autoencoder.pt"), weights_only=True)["cases"]["amass"]
     cfg = case["config"]
     ae = ae_mod.AutoEncoder(num_nodes=cfg["num_nodes"], node_types=cfg["node_types"].tolist(),

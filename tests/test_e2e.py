@@ -51,10 +51,10 @@ def test_demo_pipeline_tiny(tmp_path):
     assert (out / "eval" / "results.md").is_file() and (out / "eval" / "results.csv").is_file()
 
     # predict on a raw observation from the dataset, with a GIF
-    from skeleton_diffusion.demo import write_example_observation
+    from skeleton_diffusion.apps.demo import write_example_observation
 
     obs = write_example_observation(out / "obs.npy", data_root=data)
-    _run(["-m", "skeleton_diffusion.predict", f"checkpoint_path={out}/diffusion", f"input={obs}",
+    _run(["-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={out}/diffusion", f"input={obs}",
           f"output={out}/pred.npz", f"gif={out}/pred.gif", "num_samples=3"])
     pred = np.load(out / "pred.npz")["pred"]
     assert pred.shape == (1, 3, 120, 22, 3) and np.isfinite(pred).all()

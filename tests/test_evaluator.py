@@ -10,13 +10,8 @@ import pytest
 import torch
 
 from conftest import official_fixture
-from skeleton_diffusion.evaluation import (
-    GroundTruthOracle,
-    ZeroVelocityBaseline,
-    aggregate_seeds,
-    evaluate,
-    zero_velocity,
-)
+from skeleton_diffusion.methods.zero_velocity.predictor import GroundTruthOracle, ZeroVelocityBaseline, zero_velocity
+from skeleton_diffusion.tasks.hmp.evaluator import aggregate_seeds, evaluate
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputError
 
 PBS = 1.2
@@ -248,7 +243,7 @@ def test_max_batches_and_progress_bar(capsys):
 
 
 def test_load_mmapd_gt_real_annotations(annotations_dir):
-    from skeleton_diffusion.evaluation import load_mmapd_gt
+    from skeleton_diffusion.tasks.hmp.evaluator import load_mmapd_gt
 
     amass = load_mmapd_gt(annotations_dir / "AMASS" / "hmp" / "mmapd_GT.csv")
     h36m = load_mmapd_gt(annotations_dir / "Human36M" / "hmp" / "mmapd_GT.csv")
@@ -258,7 +253,7 @@ def test_load_mmapd_gt_real_annotations(annotations_dir):
 
 
 def test_load_mmapd_gt_orders_by_id_and_rejects_bad_files(tmp_path):
-    from skeleton_diffusion.evaluation import load_mmapd_gt
+    from skeleton_diffusion.tasks.hmp.evaluator import load_mmapd_gt
 
     good = tmp_path / "mmapd_GT.csv"
     good.write_text("id,gt_APD\n1,2.5\n0,0.0\n2,1.0\n")
@@ -280,9 +275,9 @@ def test_end_to_end_on_small_synthetic_dataset(tmp_path):
     data = pytest.importorskip("skeleton_diffusion.data")
     from omegaconf import OmegaConf
 
-    from skeleton_diffusion.data.create_synthetic_dataset import main as create_synthetic
-    from skeleton_diffusion.evaluation import load_mmapd_gt
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.apps.create_synthetic_dataset import main as create_synthetic
+    from skeleton_diffusion.tasks.hmp.evaluator import load_mmapd_gt
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     folder = tmp_path / "processed" / "Synthetic" / "hmp"
     assert create_synthetic(["--out", str(folder), "--small"]) in (0, None)
@@ -306,7 +301,7 @@ def test_end_to_end_on_small_synthetic_dataset(tmp_path):
 
 
 def test_evaluate_with_fid_classifier():
-    from skeleton_diffusion.evaluation.fid import ClassifierForFID
+    from skeleton_diffusion.metrics.fid import ClassifierForFID
 
     torch.manual_seed(0)
     clf = ClassifierForFID(hidden_init="zeros").eval()

@@ -16,10 +16,10 @@ import pytest
 import torch
 from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 
-from skeleton_diffusion.nn._gru_sequence import gru_recurrence_nograd, inference_input_terms
-from skeleton_diffusion.nn.autoencoder import AutoEncoder, Decoder
-from skeleton_diffusion.nn.denoiser import Attention, Denoiser
-from skeleton_diffusion.nn.graph_layers import StaticGraphGRU, StaticGraphGRUCell, StaticGraphLinear
+from skeleton_diffusion.nn.graph.gru_sequence import gru_recurrence_nograd, inference_input_terms
+from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder, Decoder
+from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Attention, Denoiser
+from skeleton_diffusion.nn.graph.layers import StaticGraphGRU, StaticGraphGRUCell, StaticGraphLinear
 from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 
 TYPES = torch.tensor([0, 0, 1, 2, 2, 3])
@@ -221,7 +221,7 @@ def test_nograd_decoding_runs_under_autocast():
 
 
 def test_type_project_gradcheck():
-    from skeleton_diffusion.nn.graph_layers import _TypeProject
+    from skeleton_diffusion.nn.graph.layers import _TypeProject
 
     torch.manual_seed(16)
     dd = dict(dtype=torch.float64, requires_grad=True)

@@ -18,7 +18,7 @@ from skeleton_diffusion.data.builders.synthetic_captions import (
     window_action,
     window_caption,
 )
-from skeleton_diffusion.data.generation import (
+from skeleton_diffusion.data.windows.generation import (
     build_synthetic_generation_dataset,
     canonicalize_motion,
     collate_generation,
@@ -113,7 +113,7 @@ def test_padding_and_mask():
     clip = np.cumsum(np.ones((50, 22, 3), dtype=np.float32), axis=0)
     clip[:, 1, 1] += 0.1
     clip[:, 2, 1] -= 0.1
-    from skeleton_diffusion.data.generation import GenerationDataset
+    from skeleton_diffusion.data.windows.generation import GenerationDataset
 
     ds = GenerationDataset([clip], [(0, 5, 20)], [3], [["a", "b"]], 32, action_names=PRIMITIVES, fps=60,
                            skeleton_name="amass")  # fmt: skip

@@ -18,8 +18,8 @@ TINY_MDM = ["model=mdm", "debug=mdm", "dataset=synthetic", "progress=false", "mo
 
 
 def test_text_mdm_scored_by_eval_generation(tmp_path):
-    from skeleton_diffusion.data.generation import build_synthetic_generation_dataset
-    from skeleton_diffusion.evaluation.generation_evaluator import GenerationEvaluator, save_evaluator
+    from skeleton_diffusion.data.windows.generation import build_synthetic_generation_dataset
+    from skeleton_diffusion.tasks.generation.evaluator_networks import GenerationEvaluator, save_evaluator
     from skeleton_diffusion.nn.text_encoders import build_vocab
 
     data = make_synthetic(tmp_path / "datasets")

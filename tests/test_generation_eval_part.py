@@ -9,14 +9,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.evaluation.body_parts import skeleton_part_joints
-from skeleton_diffusion.evaluation.generation_evaluator import (
+from skeleton_diffusion.tasks.generation.body_parts import skeleton_part_joints
+from skeleton_diffusion.tasks.generation.evaluator_networks import (
     GenerationEvaluator,
     load_evaluator,
     part_feature_indices,
     save_evaluator,
 )
-from skeleton_diffusion.evaluation.train_generation_evaluator import compose_config, default_evaluator_path
+from skeleton_diffusion.tasks.generation.train_evaluator import compose_config, default_evaluator_path
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputError
 
 # official CrossDiff lower body on SMPL-22 (evaluator_wrapper.py: root + hips, knees, ankles, feet)
@@ -110,9 +110,12 @@ class _LegScrambler:
 @pytest.mark.slow
 def test_eval_part_upper_end_to_end(tmp_path):
     from skeleton_diffusion.data.builders.synthetic import build_synthetic_dataset
-    from skeleton_diffusion.data.generation import build_synthetic_generation_dataset
-    from skeleton_diffusion.evaluation import generation_protocol, train_generation_evaluator
-    from skeleton_diffusion.evaluation.protocol import main as eval_main
+    from skeleton_diffusion.data.windows.generation import build_synthetic_generation_dataset
+    from skeleton_diffusion.tasks.generation import (
+        protocol as generation_protocol,
+        train_evaluator as train_generation_evaluator,
+    )
+    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
 
     root = tmp_path / "data"
     build_synthetic_dataset(root / "processed" / "Synthetic" / "hmp", seed=1, small=True, verbose=False)
@@ -156,7 +159,7 @@ def test_eval_part_upper_end_to_end(tmp_path):
 
 
 def test_official_part_feature_split_and_loader(tmp_path):
-    from skeleton_diffusion.evaluation.generation_evaluator import (
+    from skeleton_diffusion.tasks.generation.evaluator_networks import (
         OfficialT2MEvaluator,
         load_official_t2m_evaluator,
         official_part_feature_indices,

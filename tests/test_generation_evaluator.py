@@ -10,8 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from skeleton_diffusion.data.builders.synthetic import build_synthetic_dataset
-from skeleton_diffusion.data.generation import build_synthetic_generation_dataset
-from skeleton_diffusion.evaluation.generation_evaluator import (
+from skeleton_diffusion.data.windows.generation import build_synthetic_generation_dataset
+from skeleton_diffusion.tasks.generation.evaluator_networks import (
     GenerationEvaluator,
     OfficialT2MEvaluator,
     load_evaluator,
@@ -19,7 +19,7 @@ from skeleton_diffusion.evaluation.generation_evaluator import (
     motion_features,
     save_evaluator,
 )
-from skeleton_diffusion.evaluation.train_generation_evaluator import compose_config, contrastive_loss
+from skeleton_diffusion.tasks.generation.train_evaluator import compose_config, contrastive_loss
 from skeleton_diffusion.utils.errors import CheckpointError
 
 # Parameter names of the official T2M evaluator modules (GuyTevet/motion-diffusion-model,
@@ -122,8 +122,11 @@ class _ReplayGenerator:
 
 @pytest.mark.slow
 def test_train_evaluator_cli_and_generation_protocol(data_root, tmp_path):
-    from skeleton_diffusion.evaluation import generation_protocol, train_generation_evaluator
-    from skeleton_diffusion.evaluation.protocol import main as eval_main
+    from skeleton_diffusion.tasks.generation import (
+        protocol as generation_protocol,
+        train_evaluator as train_generation_evaluator,
+    )
+    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
 
     ev_path = tmp_path / "ev.pt"
     common = [f"dataset_main_path={data_root}", f"task.evaluator_path={ev_path}", "task.num_frames=60",
@@ -144,7 +147,7 @@ def test_train_evaluator_cli_and_generation_protocol(data_root, tmp_path):
     assert res["seeds"] == [0, 1] and res["extra"]["method"] == "Real (oracle)"
     assert out["metrics"]["FID"]["mean"] > 0  # against the valid split, not itself
     assert (tmp_path / "real" / "results.md").is_file()
-    from skeleton_diffusion.evaluation.results import load_results
+    from skeleton_diffusion.tasks.results import load_results
 
     assert load_results(tmp_path / "real")["metrics"]["MM_Dist"]["mean"] == res["metrics"]["MM_Dist"]["mean"]
     # a perfect generator matches the real motions; a noisy one is worse on FID and R-precision

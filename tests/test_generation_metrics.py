@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skeleton_diffusion.evaluation.metrics.generation import (
+from skeleton_diffusion.metrics.generation import (
     action_accuracy,
     diversity,
     euclidean_distance_matrix,

@@ -15,8 +15,8 @@ from skeleton_diffusion.data.builders.humanml3d import (
     read_split,
 )
 from skeleton_diffusion.data.builders.synthetic import generate_clip
-from skeleton_diffusion.data.generation import collate_generation
-from skeleton_diffusion.data.humanml3d_features import (
+from skeleton_diffusion.data.windows.generation import collate_generation
+from skeleton_diffusion.representations.humanml3d import (
     FEATURE_SLICES,
     T2M_RAW_OFFSETS,
     amass_zup_to_humanml3d,

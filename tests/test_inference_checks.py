@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.inference_checks import validate_observation
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.tasks.hmp.input_checks import validate_observation
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import InputError
 
 

@@ -2,7 +2,7 @@
 
 Our :class:`SkeletonDiffusion` is built the way every user-facing path builds it: our Hydra configs composed
 with the AMASS paper recipe (``task.pose_box_size=1.2 model.autoenc_arch.enc_num_layers=2``, ``model=
-skeleton_diffusion``) and :mod:`skeleton_diffusion.factories`; the weights are the fixture's official state
+skeleton_diffusion``) and :mod:`skeleton_diffusion.methods.skeleton_diffusion.factories`; the weights are the fixture's official state
 dicts. The official path is ``get_diffusion_latent_codes`` + ``decode_latent_pred`` with recorded noise.
 """
 
@@ -55,9 +55,9 @@ def fixture_state_dicts():
 
 def build_fixture_model():
     """Our SkeletonDiffusion (AMASS recipe configs + factories) with the fixture's official weights, eval mode."""
-    from skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.pipeline import SkeletonDiffusion
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     ae_cfg, diff_cfg = recipe_configs()
     skeleton = get_skeleton(ae_cfg.dataset.skeleton_name)

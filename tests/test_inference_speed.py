@@ -7,10 +7,11 @@ import torch
 
 
 def _tiny_pipeline():
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
-    from skeleton_diffusion.nn.denoiser import Denoiser
-    from skeleton_diffusion.pipeline import SkeletonDiffusion
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
+    from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
 
     torch.manual_seed(0)
     types = [0, 0, 1, 2]
@@ -43,7 +44,7 @@ def test_row_chunked_sampling_equals_one_pass(monkeypatch) -> None:
 
 
 def test_predict_uses_the_no_grad_decoder_recurrence(monkeypatch) -> None:
-    from skeleton_diffusion.nn.graph_layers import StaticGraphGRUCell
+    from skeleton_diffusion.nn.graph.layers import StaticGraphGRUCell
 
     model = _tiny_pipeline()
     obs = 0.3 * torch.randn(2, 5, 4, 3)
@@ -66,13 +67,13 @@ def test_predict_uses_the_no_grad_decoder_recurrence(monkeypatch) -> None:
 
 @pytest.mark.parametrize("name,expected", [("fp32", None), ("bf16", torch.bfloat16), ("float16", torch.float16)])
 def test_network_dtype_names(name, expected) -> None:
-    from skeleton_diffusion.pipeline import network_dtype
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import network_dtype
 
     assert network_dtype(name) == expected
 
 
 def test_network_dtype_rejects_unknown() -> None:
-    from skeleton_diffusion.pipeline import network_dtype
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import network_dtype
     from skeleton_diffusion.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match="sampling_precision"):

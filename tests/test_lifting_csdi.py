@@ -4,9 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from skeleton_diffusion.evaluation.metrics.lifting import symmetric_bone_pairs
-from skeleton_diffusion.nn.lifting import CSDIDenoiser, GraphDenoiser, build_lifter
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
+from skeleton_diffusion.nn.lifting.csdi import CSDIDenoiser
+from skeleton_diffusion.nn.lifting.denoiser import GraphDenoiser
+from skeleton_diffusion.nn.lifting.lifter import build_lifter
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 SK = get_skeleton("h36m")

@@ -10,10 +10,10 @@ from skeleton_diffusion.data.builders.projection import (
     quaternion_to_matrix, world_to_camera)
 from skeleton_diffusion.data.builders.videopose3d import (
     H36M_32_TO_17, load_videopose3d_2d, load_videopose3d_3d, write_videopose3d_2d, write_videopose3d_3d)
-from skeleton_diffusion.data.corruption import corrupt_2d, joint_groups, noisy_joints_np
-from skeleton_diffusion.data.create_h36m_lifting_dataset import create_h36m_lifting
-from skeleton_diffusion.data.lifting import LiftingWindows, load_lifting
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.data.augment.corruption import corrupt_2d, joint_groups, noisy_joints_np
+from skeleton_diffusion.apps.create_h36m_lifting_dataset import create_h36m_lifting
+from skeleton_diffusion.data.windows.lifting import LiftingWindows, load_lifting
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import DataFormatError
 
 SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
@@ -170,7 +170,7 @@ def test_corruption_types_masks_and_rates():
 
 
 def test_hmp_noise_goes_through_the_shared_module():
-    from skeleton_diffusion.data.augmentation import add_observation_noise
+    from skeleton_diffusion.data.augment.augmentation import add_observation_noise
 
     obs = np.random.default_rng(0).normal(size=(30, 22, 3)).astype(np.float32)
     a = add_observation_noise(obs, 0.25, 0.02, np.random.default_rng(5))
@@ -181,7 +181,7 @@ def test_hmp_noise_goes_through_the_shared_module():
 
 
 def test_synthetic_lifting_dataset(tmp_path):
-    from skeleton_diffusion.data.create_synthetic_lifting_dataset import amass_to_h36m, build_synthetic_lifting
+    from skeleton_diffusion.apps.create_synthetic_lifting_dataset import amass_to_h36m, build_synthetic_lifting
 
     assert amass_to_h36m(np.zeros((3, 22, 3))).shape == (3, 17, 3)
     path = build_synthetic_lifting(tmp_path, clips_per_subject=1, frames=40, cameras=2, seed=0)

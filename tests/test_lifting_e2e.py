@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from skeleton_diffusion.data.create_synthetic_lifting_dataset import build_synthetic_lifting
+    from skeleton_diffusion.apps.create_synthetic_lifting_dataset import build_synthetic_lifting
 
     root = tmp_path_factory.mktemp("lifting_data")
     build_synthetic_lifting(root / "processed" / "SyntheticLifting", clips_per_subject=1, frames=60, cameras=1)

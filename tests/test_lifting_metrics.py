@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.evaluation.metrics.lifting import (
-    bone_asymmetry, bone_length_std, bone_lengths, mpjpe, mpjve, multi_hypothesis, n_mpjpe, p_mpjpe,
-    per_action_mean, procrustes_align, symmetric_bone_pairs)
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.metrics.lifting import (
+    bone_asymmetry,
+    bone_length_std,
+    bone_lengths,
+    mpjpe,
+    mpjve,
+    multi_hypothesis,
+    n_mpjpe,
+    p_mpjpe,
+    per_action_mean,
+    procrustes_align,
+    symmetric_bone_pairs,
+)
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
 
 def _rot(axis: str, angle: float) -> torch.Tensor:

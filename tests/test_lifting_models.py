@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from skeleton_diffusion.evaluation.metrics.lifting import symmetric_bone_pairs
-from skeleton_diffusion.nn.lifting import DiffusionLifter, build_lifter, condition_features, from_nodes, to_nodes
+from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
+from skeleton_diffusion.nn.lifting.lifter import DiffusionLifter, build_lifter
+from skeleton_diffusion.nn.lifting.features import condition_features, from_nodes, to_nodes
 from skeleton_diffusion.nn.lifting.lifter import linear_betas, noise_covariance
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
 SK = get_skeleton("h36m")
 
@@ -80,7 +81,7 @@ class _Oracle(nn.Module):
 
 @pytest.mark.parametrize("noise", ["isotropic", "skeleton"])
 def test_ddim_from_start_reaches_the_oracle_x0(noise):
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 
     target = torch.randn(1, 16, 3)
     s, lam, u, kind = noise_covariance(noise, SK.node_limbs, 16)
@@ -102,7 +103,7 @@ class _NoiseOracle(_Oracle):
 
 @pytest.mark.parametrize("noise", ["isotropic", "diagonal", "skeleton"])
 def test_ddim_from_start_with_pred_noise_oracle(noise):
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 
     target = torch.randn(1, 16, 3) * 0.3
     s, lam, u, kind = noise_covariance(noise, SK.node_limbs, 16, torch.linspace(1, 3, 16))

@@ -65,7 +65,7 @@ def test_synthetic_builder_writes_long_term_windows(synth):
 
 
 def test_long_term_dataset_missing_file_hint_and_regeneration(synth, tmp_path):
-    from skeleton_diffusion.data.factory import build_dataset
+    from skeleton_diffusion.data.registry import build_dataset
     from skeleton_diffusion.data.side_files import regenerate_side_files
 
     root = tmp_path / "copy"
@@ -130,7 +130,7 @@ def test_eval_long_term_on_amass_predicts_factor_times_two_seconds(tmp_path):
 
     from skeleton_diffusion.config import CONFIG_DIR
     from skeleton_diffusion.data.processed import save_processed
-    from skeleton_diffusion.evaluation.protocol import main as eval_main
+    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
 
     rng = np.random.default_rng(0)
     proc, ann = tmp_path / "processed/AMASS/hmp", tmp_path / "annotations/AMASS/hmp"

@@ -9,9 +9,9 @@ from skeleton_diffusion.diffusion.motion_space import (build_motion_diffusion, f
                                                        masked_mse, mdm_loss, motion_to_x, position_loss,
                                                        velocity_loss, x_to_motion)
 from skeleton_diffusion.diffusion.respace import guided_x0, respaced_betas, sample_motion, space_timesteps
-from skeleton_diffusion.inference_mdm import edit_mask
-from skeleton_diffusion.nn.mdm import MDM, condition_keep
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.methods.mdm.predictor import edit_mask
+from skeleton_diffusion.nn.motion_transformer import MDM, condition_keep
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 SK = get_skeleton("amass")
@@ -204,8 +204,8 @@ def test_mdm_loss_terms():
 
 
 def test_compare_table_side_by_side(tmp_path):
-    from skeleton_diffusion.evaluation.compare import compare_table
-    from skeleton_diffusion.evaluation.results import write_results
+    from skeleton_diffusion.apps.compare import compare_table
+    from skeleton_diffusion.tasks.results import write_results
 
     def run(ade, seed):
         return {"metrics": {"ADE": ade, "FDE": 2 * ade}, "num_windows": 10, "num_samples": 5,

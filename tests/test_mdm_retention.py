@@ -18,7 +18,7 @@ def _steps(folder: Path) -> list[int]:
 
 
 def test_mdm_run_honours_keep_every(tmp_path: Path) -> None:
-    from skeleton_diffusion.training import mdm_trainer
+    from skeleton_diffusion.training import motion as mdm_trainer
 
     data = make_synthetic(tmp_path / "data")
     run = tmp_path / "run"
@@ -32,7 +32,7 @@ def test_mdm_run_honours_keep_every(tmp_path: Path) -> None:
 
 
 def test_lifting_config_has_the_retention_block() -> None:
-    from skeleton_diffusion.training.checkpoint import retention_from_config
+    from skeleton_diffusion.checkpoints.format import retention_from_config
 
     default = compose_cfg("train_lifting", ["method=diffpose", "model.keep_last_n=4"])
     assert retention_from_config(default, 1) == (4, None)
@@ -41,8 +41,8 @@ def test_lifting_config_has_the_retention_block() -> None:
 
 
 def test_lifting_run_honours_keep_every(tmp_path: Path) -> None:
-    from skeleton_diffusion.data.create_synthetic_lifting_dataset import build_synthetic_lifting
-    from skeleton_diffusion.training import lifting_trainer
+    from skeleton_diffusion.apps.create_synthetic_lifting_dataset import build_synthetic_lifting
+    from skeleton_diffusion.training import lifting as lifting_trainer
 
     build_synthetic_lifting(tmp_path / "data" / "processed" / "SyntheticLifting", clips_per_subject=1, frames=60,
                             cameras=1)

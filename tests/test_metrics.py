@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import official_fixture
-from skeleton_diffusion.evaluation import metrics as M
-from skeleton_diffusion.evaluation.fid import (
+from skeleton_diffusion import metrics as M
+from skeleton_diffusion.metrics.fid import (
     ClassifierForFID,
     FIDAccumulator,
     fid,

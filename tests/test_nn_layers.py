@@ -8,7 +8,7 @@ import pytest
 import torch
 from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 
-from skeleton_diffusion.nn.graph_layers import (
+from skeleton_diffusion.nn.graph.layers import (
     StaticGraphGRU,
     StaticGraphGRUCell,
     StaticGraphLinear,
@@ -192,7 +192,7 @@ def test_lstm_twin_runs():
 
 @pytest.mark.parametrize("const_input", [False, True])
 def test_fused_gru_sequence_gradcheck(const_input):
-    from skeleton_diffusion.nn._gru_sequence import GraphGRUSequence
+    from skeleton_diffusion.nn.graph.gru_sequence import GraphGRUSequence
 
     torch.manual_seed(9)
     T, n, B, H = 4, 3, 2, 2

@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from skeleton_diffusion.diffusion import (IsotropicGaussianDiffusion, NonisotropicGaussianDiffusion,
-                                          Trainer1DAdapter, get_cov_from_corr, load_trainer1d)
+from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.trainer1d import Trainer1DAdapter, load_trainer1d
+from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
 from skeleton_diffusion.utils.errors import ConfigError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plug_and_play.md"

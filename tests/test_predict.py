@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.predict import gif_paths, load_observation, main, save_prediction
+from skeleton_diffusion.apps.predict import gif_paths, load_observation, main, save_prediction
 from skeleton_diffusion.utils.errors import DataFormatError, InputError
 
 T_OBS, T_PRED_SHORT = 30, 6
@@ -30,11 +30,11 @@ def _compose(name, overrides):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run folder of ours with a tiny AMASS model: checkpoints/checkpoint_3.pt + config.yaml."""
-    pytest.importorskip("skeleton_diffusion.inference_checks")  # Predictor's observation checks
+    pytest.importorskip("skeleton_diffusion.tasks.hmp.input_checks")  # Predictor's observation checks
     from skeleton_diffusion.config import save_config
-    from skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.skeletons import get_skeleton
-    from skeleton_diffusion.training.checkpoint import make_meta
+    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.checkpoints.format import make_meta
     from skeleton_diffusion.utils.io import atomic_torch_save
 
     out = tmp_path_factory.mktemp("tiny") / "run"
@@ -68,7 +68,7 @@ def body_motion(n_frames: int, seed: int = 0) -> np.ndarray:
 
 
 def test_cli_writes_npz_and_gif(run_dir, tmp_path):
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     obs = body_motion(T_OBS)
     np.save(tmp_path / "obs.npy", obs)

@@ -18,7 +18,7 @@ def test_plug_and_play_snippets_are_in_readme():
 
 
 def test_quickstart_commands_are_what_the_demo_runs():
-    from skeleton_diffusion.demo import demo_commands
+    from skeleton_diffusion.apps.demo import demo_commands
 
     section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     shown = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[1].strip().splitlines()

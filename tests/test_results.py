@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from skeleton_diffusion.evaluation import METRIC_ORDER, format_table, load_results, summarize, write_results
+from skeleton_diffusion.metrics import METRIC_ORDER
+from skeleton_diffusion.tasks.results import format_table, load_results, summarize, write_results
 from skeleton_diffusion.utils.errors import DataFormatError
 
 
@@ -74,7 +75,7 @@ def test_existing_results_survive_failed_write(tmp_path, monkeypatch):
     before = {p.name: p.read_text() for p in tmp_path.iterdir()}
     with pytest.raises(DataFormatError, match="no metric"):
         write_results(tmp_path, {"metrics": {}, "num_windows": 1}, dataset="amass")
-    import skeleton_diffusion.evaluation.results as results_mod
+    import skeleton_diffusion.tasks.results as results_mod
 
     def boom(summary):
         raise RuntimeError("disk full")
@@ -86,7 +87,7 @@ def test_existing_results_survive_failed_write(tmp_path, monkeypatch):
 
 
 def test_official_console_table_layout():
-    from skeleton_diffusion.evaluation import format_official_table
+    from skeleton_diffusion.tasks.results import format_official_table
 
     metrics = {"ADE": 0.48, "FDE": 0.6, "APD": 9.456, "StretchMean": 3.1534, "JitterMean": 1.2,
                "StretchRMSE": 4.4512, "JitterRMSE": 2.0}  # fmt: skip

@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from _pipeline_helpers import TINY_AE, ae_cfg, diffusion_cfg, make_synthetic
-from skeleton_diffusion.training import autoencoder_trainer, diffusion_trainer
+from skeleton_diffusion.methods.skeleton_diffusion import (
+    train_autoencoder as autoencoder_trainer,
+    train_diffusion as diffusion_trainer,
+)
 from skeleton_diffusion.utils.errors import (CheckpointError, ConfigError, DataFormatError, DatasetNotPreparedError,
                                              InputError)
 from skeleton_diffusion.utils.io import safe_torch_load
@@ -79,7 +82,7 @@ def test_corrupt_processed_file_is_reported(data_root, tmp_path):
 
 
 def test_wrong_array_shape_names_file_and_shapes(tmp_path):
-    from skeleton_diffusion.data import load_processed, save_processed
+    from skeleton_diffusion.data.processed import load_processed, save_processed
 
     path = tmp_path / "data_3d_x.npz"
     save_processed(path, {"train": {"clip": np.zeros((100, 21, 3), np.float32)}})
@@ -110,7 +113,7 @@ def test_truncated_checkpoint_is_reported(runs, tmp_path):
 
 
 def test_wrong_stage_checkpoint_for_eval_and_predict(runs):
-    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
 
     with pytest.raises(CheckpointError, match="'autoencoder' checkpoint"):
         load_model(runs / "ae")
@@ -118,7 +121,7 @@ def test_wrong_stage_checkpoint_for_eval_and_predict(runs):
 
 def test_wrong_skeleton_for_eval(runs, data_root):
     from _pipeline_helpers import compose_cfg
-    from skeleton_diffusion.evaluation.protocol import main as evaluate
+    from skeleton_diffusion.tasks.hmp.protocol import main as evaluate
 
     cfg = compose_cfg("eval", [f"checkpoint_path={runs / 'diff'}", "dataset=h36m", f"dataset_main_path={data_root}"])
     with pytest.raises(ConfigError, match="skeleton 'amass'"):
@@ -126,7 +129,7 @@ def test_wrong_skeleton_for_eval(runs, data_root):
 
 
 def test_observation_errors_through_the_predictor(runs):
-    from skeleton_diffusion.inference import load_model
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
 
     predictor = load_model(runs / "diff", device="cpu")
     good = np.zeros((30, 22, 3), np.float32)
@@ -148,8 +151,8 @@ def test_observation_errors_through_the_predictor(runs):
 
 # --------------------------------------------------------------------------------------------- training
 def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, tmp_path, monkeypatch):
-    from skeleton_diffusion.nn.autoencoder import AutoEncoder
-    from skeleton_diffusion.training.checkpoint import NonFiniteLossError
+    from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
+    from skeleton_diffusion.checkpoints.format import NonFiniteLossError
 
     real_loss = AutoEncoder.loss
     calls = {"n": 0}

@@ -23,7 +23,7 @@ from _pipeline_helpers import compose_cfg, make_synthetic
 
 # ---------------------------------------------------------------------------------------------- unit level
 def test_shard_indices_cover_every_window_once() -> None:
-    from skeleton_diffusion.evaluation.evaluator import shard_indices
+    from skeleton_diffusion.tasks.hmp.evaluator import shard_indices
 
     for n, world in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)]:
         parts = [shard_indices(n, r, world) for r in range(world)]
@@ -32,8 +32,8 @@ def test_shard_indices_cover_every_window_once() -> None:
 
 
 def test_cmd_from_class_sums_equals_pooled_cmd() -> None:
-    from skeleton_diffusion.evaluation.metrics import resolve_cmd
-    from skeleton_diffusion.evaluation.sharding import cmd_from_class_sums
+    from skeleton_diffusion.metrics.cmd import resolve_cmd
+    from skeleton_diffusion.tasks.sharding import cmd_from_class_sums
 
     rng = np.random.default_rng(0)
     motion = rng.random((23, 9)) * 0.05
@@ -67,9 +67,11 @@ def test_row_generators_tie_noise_to_the_window() -> None:
 @pytest.mark.parametrize("fast_cpu", [False, True])
 def test_low_precision_sampling_uses_autocast_and_stays_close(fast_cpu, monkeypatch) -> None:
     """bf16 sampling runs the network in bfloat16 (generic path: autocast; CPU fast path: its bfloat16 forward)."""
-    from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
-    from skeleton_diffusion.nn import cpu_kernels, denoiser_fast
-    from skeleton_diffusion.nn.denoiser import Denoiser
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
+    from skeleton_diffusion.nn.graph import kernels as cpu_kernels
+    from skeleton_diffusion.methods.skeleton_diffusion import denoiser_fast
+    from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
 
     if fast_cpu and not cpu_kernels.onednn_linear_available():
         pytest.skip("no oneDNN linear in this PyTorch build")
@@ -104,9 +106,9 @@ def test_low_precision_sampling_uses_autocast_and_stays_close(fast_cpu, monkeypa
 def tiny(tmp_path_factory):
     """Synthetic test set + a tiny randomly initialised SkeletonDiffusion checkpoint (AMASS skeleton)."""
     from skeleton_diffusion.config import save_config
-    from skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.skeletons import get_skeleton
-    from skeleton_diffusion.training.checkpoint import make_meta
+    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.checkpoints.format import make_meta
     from skeleton_diffusion.utils.io import atomic_torch_save
 
     root = tmp_path_factory.mktemp("sharded")
@@ -139,7 +141,7 @@ def tiny(tmp_path_factory):
 
 
 def _eval(data: Path, out: Path, extra: list[str]) -> dict:
-    from skeleton_diffusion.evaluation import protocol
+    from skeleton_diffusion.tasks.hmp import protocol
 
     cfg = compose_cfg("eval", [f"dataset_main_path={data}", "dataset=synthetic", "stats_mode=probabilistic",
                                "progress=false", f"results_path={out}", *extra])
@@ -188,7 +190,7 @@ def test_two_process_evaluation_equals_one_process(tiny, tmp_path) -> None:
 
 
 def test_distributed_evaluate_needs_a_process_group() -> None:
-    from skeleton_diffusion.evaluation.evaluator import evaluate
+    from skeleton_diffusion.tasks.hmp.evaluator import evaluate
     from skeleton_diffusion.utils.errors import ConfigError
 
     class _Sk:

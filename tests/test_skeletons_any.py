@@ -9,12 +9,10 @@ import pytest
 import torch
 
 from conftest import official_fixture
-from skeleton_diffusion.skeletons import (
-    Skeleton,
+from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton, register_skeleton
+from skeleton_diffusion.skeletons.formats.files import (
     describe_mismatch,
-    get_skeleton,
     load_skeleton_file,
-    register_skeleton,
     save_skeleton_file,
     skeleton_from_bvh,
     skeleton_from_dict,
@@ -212,7 +210,7 @@ MJCF = """<mujoco model="walker"><worldbody><geom name="floor"/>
 
 
 def test_urdf_and_mjcf_hierarchies(tmp_path):
-    from skeleton_diffusion.data.builders.urdf_mjcf import parse_urdf
+    from skeleton_diffusion.skeletons.formats.urdf_mjcf import parse_urdf
 
     (tmp_path / "r.urdf").write_text(URDF)
     h = parse_urdf(tmp_path / "r.urdf")
@@ -232,7 +230,7 @@ def test_urdf_and_mjcf_hierarchies(tmp_path):
 
 
 def test_checkpoint_meta_carries_the_skeleton():
-    from skeleton_diffusion.training.checkpoint import make_meta
+    from skeleton_diffusion.checkpoints.format import make_meta
 
     meta = make_meta("autoencoder", "h36m")
     assert meta["joint_names"] == list(get_skeleton("h36m").joint_names)
@@ -242,7 +240,7 @@ def test_checkpoint_meta_carries_the_skeleton():
 
 
 def test_checkpoint_skeleton_falls_back_to_meta_and_refuses_mismatch(tmp_path):
-    from skeleton_diffusion.inference import checkpoint_skeleton
+    from skeleton_diffusion.methods.skeleton_diffusion.predictor import checkpoint_skeleton
     from skeleton_diffusion.utils.errors import CheckpointError
 
     sk = Skeleton.from_hierarchy("portable7", ["P", "LA", "RA", "S", "H", "LB", "RB"], [-1, 0, 0, 0, 3, 3, 3])

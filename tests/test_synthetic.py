@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.data import build_dataloader, build_dataset
+from skeleton_diffusion.data.loaders import build_dataloader
+from skeleton_diffusion.data.registry import build_dataset
 from skeleton_diffusion.data.builders.synthetic import (
     PARENTS,
     PRIMITIVES,
@@ -14,11 +15,11 @@ from skeleton_diffusion.data.builders.synthetic import (
     build_synthetic_dataset,
     generate_clip,
 )
-from skeleton_diffusion.data.create_synthetic_dataset import main as create_main
+from skeleton_diffusion.apps.create_synthetic_dataset import main as create_main
 from skeleton_diffusion.data.mean_motion import read_mean_motion
 from skeleton_diffusion.data.mmgt import read_mmapd_csv, read_mmgt
 from skeleton_diffusion.data.processed import load_processed
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,7 @@ def test_primitives_have_distinct_speeds_and_all_occur():
 
 def test_processed_file_carries_its_joint_order(small_dir):
     from skeleton_diffusion.data.processed import read_joint_names
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     assert read_joint_names(small_dir / "data_3d_synthetic.npz") == list(get_skeleton("amass").joint_names)
 

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from _pipeline_helpers import ae_cfg, diffusion_cfg, make_synthetic
-from skeleton_diffusion.training import autoencoder_trainer, diffusion_trainer
+from skeleton_diffusion.methods.skeleton_diffusion import (
+    train_autoencoder as autoencoder_trainer,
+    train_diffusion as diffusion_trainer,
+)
 from skeleton_diffusion.training.launch import setup_run
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
@@ -50,8 +53,8 @@ def test_autoencoder_trains_and_writes_checkpoints(ae_run):
 def test_autoencoder_checkpoint_reloads_into_model(ae_run):
     from omegaconf import OmegaConf
 
-    from skeleton_diffusion.factories import build_autoencoder
-    from skeleton_diffusion.skeletons import get_skeleton
+    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
     cfg = OmegaConf.load(ae_run / "config.yaml")
     model = build_autoencoder(cfg.model, get_skeleton("amass"))

@@ -9,18 +9,18 @@ import pytest
 import torch
 from ignite.engine import Engine
 
-from skeleton_diffusion.training import (
+from skeleton_diffusion.checkpoints.format import (
     CheckpointSaver,
     NonFiniteLossGuard,
-    RNGState,
     build_checkpoint,
     find_latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    make_generator,
     make_meta,
     save_checkpoint,
 )
+from skeleton_diffusion.training.rng import RNGState
+from skeleton_diffusion.training.engine_utils import make_generator
 from skeleton_diffusion.utils.errors import CheckpointError
 
 

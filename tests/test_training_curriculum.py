@@ -10,7 +10,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import CosineAnnealingScheduler
 
-from skeleton_diffusion.training import (
+from skeleton_diffusion.methods.skeleton_diffusion.curriculum import (
     HorizonCurriculum,
     curriculum_factor,
     draw_horizon,

@@ -14,7 +14,9 @@ def _worker(local_rank: int, root: str) -> None:
     import ignite.distributed as idist
     from ignite.engine import Engine
 
-    from skeleton_diffusion.training import CheckpointSaver, ResumableRandomSampler, broadcast_path, prepare_run_dir
+    from skeleton_diffusion.checkpoints.format import CheckpointSaver
+    from skeleton_diffusion.training.sampler import ResumableRandomSampler
+    from skeleton_diffusion.training.run_dir import broadcast_path, prepare_run_dir
 
     rank = idist.get_rank()
     # every rank proposes its own folder (the Hydra ${now:} trap); rank 0's wins everywhere

@@ -9,7 +9,7 @@ import torch
 from ema_pytorch import EMA
 from ignite.engine import Engine
 
-from skeleton_diffusion.training import ModelEMA, attach_ema, ema_decay, ema_update_kind
+from skeleton_diffusion.training.ema import ModelEMA, attach_ema, ema_decay, ema_update_kind
 from skeleton_diffusion.utils.errors import CheckpointError
 
 

@@ -8,19 +8,16 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from skeleton_diffusion.training import (
-    CheckpointSaver,
-    RNGState,
+from skeleton_diffusion.checkpoints.format import CheckpointSaver
+from skeleton_diffusion.training.rng import RNGState, capture_rng_state
+from skeleton_diffusion.training.loggers import (
     attach_progress_bar,
     attach_running_average,
-    attach_standard_handlers,
-    attach_validation,
     attach_validation_logging,
-    capture_rng_state,
-    make_generator,
     scalar_output_transform,
     setup_tensorboard,
 )
+from skeleton_diffusion.training.engine_utils import attach_standard_handlers, attach_validation, make_generator
 
 
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

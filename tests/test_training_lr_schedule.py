@@ -10,7 +10,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import create_lr_scheduler_with_warmup
 from torch.optim.lr_scheduler import ExponentialLR
 
-from skeleton_diffusion.training import ExponentialLRSchedulerWarmup, lr_trace
+from skeleton_diffusion.training.lr_schedule import ExponentialLRSchedulerWarmup, lr_trace
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 

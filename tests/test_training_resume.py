@@ -10,21 +10,19 @@ import torch
 from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader, TensorDataset
 
-from skeleton_diffusion.training import (
+from skeleton_diffusion.checkpoints.format import (
     CheckpointSaver,
-    ExponentialLRSchedulerWarmup,
-    HorizonCurriculum,
-    ModelEMA,
     NonFiniteLossError,
-    RNGState,
-    ResumableRandomSampler,
-    attach_standard_handlers,
     find_latest_checkpoint,
     load_checkpoint,
-    make_generator,
     make_meta,
-    seed_everything,
 )
+from skeleton_diffusion.training.lr_schedule import ExponentialLRSchedulerWarmup
+from skeleton_diffusion.methods.skeleton_diffusion.curriculum import HorizonCurriculum
+from skeleton_diffusion.training.ema import ModelEMA
+from skeleton_diffusion.training.rng import RNGState, seed_everything
+from skeleton_diffusion.training.sampler import ResumableRandomSampler
+from skeleton_diffusion.training.engine_utils import attach_standard_handlers, make_generator
 
 N_DATA, BATCH, HORIZON = 36, 4, 6  # 9 batches per data pass
 

@@ -9,8 +9,8 @@ from ignite.engine import Engine
 from omegaconf import OmegaConf
 
 from _pipeline_helpers import ae_cfg, compose_cfg, make_synthetic
-from skeleton_diffusion.training import autoencoder_trainer
-from skeleton_diffusion.training.checkpoint import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.methods.skeleton_diffusion import train_autoencoder as autoencoder_trainer
+from skeleton_diffusion.checkpoints.format import CheckpointSaver, make_meta, retention_from_config
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 

@@ -11,16 +11,9 @@ import torch
 from ignite.engine import Engine
 from torch.utils.data import DataLoader
 
-from skeleton_diffusion.training import (
-    EpochReseeder,
-    RNGState,
-    ResumableRandomSampler,
-    capture_rng_state,
-    make_generator,
-    restore_rng_state,
-    seed_everything,
-    worker_init_fn,
-)
+from skeleton_diffusion.training.engine_utils import EpochReseeder, make_generator, worker_init_fn
+from skeleton_diffusion.training.rng import RNGState, capture_rng_state, restore_rng_state, seed_everything
+from skeleton_diffusion.training.sampler import ResumableRandomSampler
 from skeleton_diffusion.utils.errors import CheckpointError
 
 

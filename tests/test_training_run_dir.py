@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.training import make_meta, prepare_run_dir, resolve_resume, run_dir_path, save_checkpoint, timestamp
+from skeleton_diffusion.checkpoints.format import make_meta, save_checkpoint
+from skeleton_diffusion.training.run_dir import prepare_run_dir, resolve_resume, run_dir_path, timestamp
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 
@@ -79,7 +80,7 @@ def test_resolve_resume_forms(tmp_path: Path) -> None:
 
 
 def test_apply_overrides_on_resumed_config() -> None:
-    from skeleton_diffusion.training import apply_overrides
+    from skeleton_diffusion.training.run_dir import apply_overrides
 
     saved = OmegaConf.create({"seed": 1, "model": {"lr": 5e-3, "num_epochs": 200}, "dataset": {"name": "amass"},
                               "extra": 3})

@@ -15,7 +15,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from _pipeline_helpers import TINY_AE, TINY_DIFF, ae_cfg, make_synthetic
-from skeleton_diffusion.training import autoencoder_trainer
+from skeleton_diffusion.methods.skeleton_diffusion import train_autoencoder as autoencoder_trainer
 from skeleton_diffusion.training.launch import (STOP, StopRequest, TrainingInterrupted, attach_stop_handler,
                                                 interrupt_message, resume_command)
 from skeleton_diffusion.utils.io import safe_torch_load

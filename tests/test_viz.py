@@ -13,21 +13,23 @@ import pytest
 import torch
 from PIL import Image
 
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import InputError
-from skeleton_diffusion.viz import (
+from skeleton_diffusion.viz.animation import (
     add_video,
     animate_prediction,
-    closest_sample_index,
     encode_gif,
+    render_prediction_frames,
+    save_animation,
+    tensorboard_animation,
+)
+from skeleton_diffusion.viz._common import closest_sample_index
+from skeleton_diffusion.viz.plots import (
     figure_to_image,
     plot_matrix,
-    render_prediction_frames,
     sample_grid_image,
     sample_grid_png,
-    save_animation,
     skeleton_figure,
-    tensorboard_animation,
 )
 from skeleton_diffusion.viz import animation as anim_mod
 from skeleton_diffusion.viz._common import HIGHLIGHT_COLORS, SAMPLE_COLORS, layout_for, to_plot_coords

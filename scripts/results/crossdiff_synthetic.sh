@@ -11,8 +11,8 @@ nice -n 10 .venv/bin/python train_diffusion.py experiment=crossdiff_pre debug=cr
     output_log_path=$R/pre > $R/pre.log 2>&1
 # 2D-only clips: the training windows 550.. (not used as paired data), one random view each
 nice -n 10 .venv/bin/python -c "
-from skeleton_diffusion.data.generation import build_synthetic_generation_dataset
-from skeleton_diffusion.data.motion2d import project_generation_dataset
+from skeleton_diffusion.data.windows.generation import build_synthetic_generation_dataset
+from skeleton_diffusion.data.windows.motion2d import project_generation_dataset
 ds = build_synthetic_generation_dataset('datasets/processed/Synthetic/hmp', 'train')
 project_generation_dataset(ds, '$R/clips2d', indices=range(550, len(ds)), seed=0)"
 # the MDM row uses the text-conditioned MDM run and evaluator of the README 'Motion generation' section

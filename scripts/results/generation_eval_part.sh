@@ -9,7 +9,7 @@ export OMP_NUM_THREADS=1 PYTHONWARNINGS=ignore MPLBACKEND=Agg
 R=${R:-output/generation_eval_part}
 mkdir -p $R
 for part in all upper lower; do
-  nice -n 10 .venv/bin/python -m skeleton_diffusion.evaluation.train_generation_evaluator dataset=synthetic \
+  nice -n 10 .venv/bin/python -m skeleton_diffusion.tasks.generation.train_evaluator dataset=synthetic \
       eval_part=$part task.evaluator.epochs=5 progress=false task.evaluator_path=$R/evaluator_$part.pt > $R/ev_$part.log 2>&1
 done
 for part in all upper lower; do

@@ -3,7 +3,7 @@
 # evaluated under every occlusion; then `python scripts/results/lifting_table.py output/h18_lifting_long/eval`.
 # The DiffHPE rows use the graph denoiser they were measured with (the default is now the CSDI-style one;
 # scripts/results/lifting_diffhpe_denoisers.sh compares the two). Run from the repository root (one run at a time, nice 10). Needs the synthetic lifting dataset:
-#   python -m skeleton_diffusion.data.create_synthetic_lifting_dataset
+#   python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset
 set -e
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1

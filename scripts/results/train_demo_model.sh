@@ -12,7 +12,7 @@ PY=${PY:-.venv/bin/python}
 R=${R:-output/demo_long}
 OUT=${OUT:-trained_models/demo_synthetic}
 mkdir -p "$R"
-$PY -m skeleton_diffusion.data.create_synthetic_dataset
+$PY -m skeleton_diffusion.apps.create_synthetic_dataset
 if [ -z "${EXPORT_ONLY:-}" ]; then
   $PY train_autoencoder.py dataset=synthetic debug=demo_pretrained_autoencoder output_log_path=$R/autoencoder \
       progress=false > $R/ae.log 2>&1
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from skeleton_diffusion.training.checkpoint import resolve_checkpoint
+from skeleton_diffusion.checkpoints.format import resolve_checkpoint
 from skeleton_diffusion.utils.io import safe_torch_load
 
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])

@@ -8,14 +8,14 @@ Quick use::
     obs, fut, extra = next(iter(loader))                                # input space, see loaders.py
 """
 
-from skeleton_diffusion.data.datasets import DATASET_TYPES, AMASSDataset, D3PWZeroShotDataset, FreeManDataset, GenericMotionDataset, H36MDataset, MotionWindowDataset, ZeroShotAMASSDataset
-from skeleton_diffusion.data.factory import DEFAULT_DATASET_CFGS, build_dataset
+from skeleton_diffusion.data.windows.hmp import DATASET_TYPES, AMASSDataset, D3PWZeroShotDataset, FreeManDataset, GenericMotionDataset, H36MDataset, MotionWindowDataset, ZeroShotAMASSDataset
+from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS, build_dataset
 from skeleton_diffusion.data.loaders import build_dataloader, collate_motion_batch, seed_worker
 from skeleton_diffusion.data.mean_motion import read_mean_motion
 from skeleton_diffusion.data.mmgt import read_mmgt
 from skeleton_diffusion.data.processed import load_processed, save_processed
 from skeleton_diffusion.data.side_files import build_side_files
-from skeleton_diffusion.data.transforms import input_to_metric, metric_to_input, to_input_space, to_metric_space
+from skeleton_diffusion.representations.hmp import input_to_metric, metric_to_input, to_input_space, to_metric_space
 
 __all__ = [
     "DATASET_TYPES",

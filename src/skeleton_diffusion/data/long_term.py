@@ -6,7 +6,7 @@ that file; generic datasets (synthetic, BVH, native skeletons: ``name,init,pred_
 get it from here: every window of the 2 s test CSV whose long horizon still fits in its clip, with the same
 ``init`` and class and ``pred_end = init + obs + long_pred - 1`` (inclusive), in test-CSV order.
 
-``python -m skeleton_diffusion.data.regenerate_side_files <processed dir> --no-force`` writes it for an existing
+``python -m skeleton_diffusion.apps.regenerate_side_files <processed dir> --no-force`` writes it for an existing
 dataset folder (the synthetic builder writes it itself).
 """
 
@@ -98,7 +98,7 @@ def missing_long_term_hint(folder: str | os.PathLike, dataset_name: str | None =
     if not (folder / "dataset_config.yaml").is_file():
         extra = f" --dataset-config configs/dataset/{dataset_name or '<dataset>'}.yaml"
     return (f"'{folder / LONG_TERM_SEGMENTS}' does not exist; write it with `python -m "
-            f"skeleton_diffusion.data.regenerate_side_files {folder} --no-force{extra}` (generic datasets; the "
+            f"skeleton_diffusion.apps.regenerate_side_files {folder} --no-force{extra}` (generic datasets; the "
             "synthetic "
-            "builder `python -m skeleton_diffusion.data.create_synthetic_dataset` writes it too; AMASS: "
-            "`python -m skeleton_diffusion.data.fetch_annotations`)")
+            "builder `python -m skeleton_diffusion.apps.create_synthetic_dataset` writes it too; AMASS: "
+            "`python -m skeleton_diffusion.apps.fetch_annotations`)")

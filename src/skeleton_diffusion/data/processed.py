@@ -52,12 +52,12 @@ _FILE_NAMES = {
 }
 
 _CREATE_COMMANDS = {
-    "amass": "python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip",
-    "amass-mano": "python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip --include_hands",
-    "h36m": "python -m skeleton_diffusion.data.create_h36m_dataset",
-    "freeman": "python -m skeleton_diffusion.data.create_freeman_dataset",
-    "3dpw": "python -m skeleton_diffusion.data.create_3dpw_dataset",
-    "synthetic": "python -m skeleton_diffusion.data.create_synthetic_dataset",
+    "amass": "python -m skeleton_diffusion.apps.create_amass_dataset --if_extract_zip",
+    "amass-mano": "python -m skeleton_diffusion.apps.create_amass_dataset --if_extract_zip --include_hands",
+    "h36m": "python -m skeleton_diffusion.apps.create_h36m_dataset",
+    "freeman": "python -m skeleton_diffusion.apps.create_freeman_dataset",
+    "3dpw": "python -m skeleton_diffusion.apps.create_3dpw_dataset",
+    "synthetic": "python -m skeleton_diffusion.apps.create_synthetic_dataset",
 }
 
 
@@ -73,7 +73,7 @@ def processed_path(precomputed_folder: str | os.PathLike, dataset_name: str) -> 
 def create_command(dataset_name: str) -> str:
     """The shell command that creates the processed files of ``dataset_name``."""
     return _CREATE_COMMANDS.get(
-        dataset_name, f"python -m skeleton_diffusion.data.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
+        dataset_name, f"python -m skeleton_diffusion.apps.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
     )
 
 

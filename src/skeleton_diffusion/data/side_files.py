@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.data.factory import DEFAULT_DATASET_CFGS, build_dataset, dataset_cfg_to_dict
+from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS, build_dataset, dataset_cfg_to_dict
 from skeleton_diffusion.data.mean_motion import write_mean_motion
 from skeleton_diffusion.data.mmgt import compute_mmgt, mmgt_summary, write_mmgt
 
@@ -198,9 +198,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"segments: {r['segments'] or 'kept'}; written: {[Path(x).name for x in r['written']]}; "
           f"test segments: {r.get('num_segments')}; {r['seconds']:.1f} s")
     return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -9,7 +9,7 @@ Representations (model space, all lengths ÷ ``pose_box_size``):
 
 * ``hmp`` (``condition=past``): the SkeletonDiffusion pipeline's input space — every frame minus its root, root
   dropped (``data.transforms.to_input_space``); J = skeleton nodes.
-* ``trajectory`` (``condition=action|text``): the canonical windows of :mod:`skeleton_diffusion.data.generation`
+* ``trajectory`` (``condition=action|text``): the canonical windows of :mod:`skeleton_diffusion.data.windows.generation`
   (frame-0 root at the ground-plane origin, facing +Y, heights kept), root kept, so the global trajectory is
   generated; J = skeleton joints.
 """
@@ -48,7 +48,7 @@ def x_to_motion(x: Tensor, num_feats: int = 3) -> Tensor:
 
 
 def to_trajectory_space(world: Tensor, pose_box_size: float) -> Tensor:
-    """Canonical windows ``[B, T, J, 3]`` metres (:func:`skeleton_diffusion.data.generation.canonicalize_motion`:
+    """Canonical windows ``[B, T, J, 3]`` metres (:func:`skeleton_diffusion.data.windows.generation.canonicalize_motion`:
     frame-0 root at the ground-plane origin, height kept) -> ``world / pose_box_size`` (root kept)."""
     return world / float(pose_box_size)
 
@@ -74,8 +74,10 @@ def build_motion_diffusion(model_cfg: Mapping[str, Any], network: nn.Module, ske
     :class:`NonisotropicGaussianDiffusion` with Σ_N from the skeleton graph over the network's J nodes
     (node adjacency for ``hmp``, joint adjacency incl. root for ``trajectory``; ``cov_matrix`` config honoured
     for ``hmp``)."""
-    from skeleton_diffusion.factories import build_correlation
-    from skeleton_diffusion.diffusion import IsotropicGaussianDiffusion, NonisotropicGaussianDiffusion, get_cov_from_corr
+    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_correlation
+    from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+    from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
 
     noise = str(model_cfg.get("noise", "isotropic"))
     if noise not in NOISE_TYPES:

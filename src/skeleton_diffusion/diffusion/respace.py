@@ -1,7 +1,7 @@
 """Sampling MDM-style motion diffusions: respaced steps, DDIM, classifier-free guidance, inpainting.
 
 Works on any :class:`~skeleton_diffusion.diffusion.base.GaussianDiffusionBase` (isotropic or nonisotropic) whose
-network accepts ``force_uncond`` / ``frame_mask`` keywords (:class:`~skeleton_diffusion.nn.mdm.MDM`).
+network accepts ``force_uncond`` / ``frame_mask`` keywords (:class:`~skeleton_diffusion.nn.motion_transformer.MDM`).
 
 **Respacing** (as the official ``respace.py`` defines it): keep a subset ``τ`` of the training steps; the
 respaced process has ``ᾱ'_i = ᾱ_{τ_i}``, i.e. ``β'_i = 1 - ᾱ_{τ_i}/ᾱ_{τ_{i-1}}`` (:func:`respaced_betas`); the

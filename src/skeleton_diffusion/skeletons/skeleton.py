@@ -122,7 +122,7 @@ class Skeleton:
 
     def to_dict(self) -> dict:
         """Plain, JSON-able definition (``{'name', 'joints': [{'name', 'parent'}], ...}``); see ``skeletons.io``."""
-        from skeleton_diffusion.skeletons.io import skeleton_to_dict
+        from skeleton_diffusion.skeletons.formats.files import skeleton_to_dict
 
         return skeleton_to_dict(self)
 
@@ -277,7 +277,7 @@ def get_skeleton(name: "str | Skeleton") -> Skeleton:
     if str(name).lower().endswith(_FILE_SUFFIXES):
         from pathlib import Path
 
-        from skeleton_diffusion.skeletons.io import load_skeleton_file
+        from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
         path = Path(str(name)).expanduser()
         if path.is_file():

@@ -354,7 +354,7 @@ def build_train_loader(dataset: Any, *, batch_size: int, seed: int, num_workers:
     Returns ``(loader, sampler)``; attach the sampler to the trainer and checkpoint it."""
     import ignite.distributed as idist
 
-    from skeleton_diffusion.data import build_dataloader
+    from skeleton_diffusion.data.loaders import build_dataloader
     from skeleton_diffusion.training.sampler import ResumableRandomSampler
 
     world = idist.get_world_size()
@@ -377,7 +377,7 @@ def autoencoder_run_config(path: str | os.PathLike) -> tuple[DictConfig, Path]:
 
     Looks for ``config.yaml`` two folders up (official layout ``<run>/checkpoints/x.pt``) or beside it."""
     from skeleton_diffusion.utils.errors import CheckpointError
-    from skeleton_diffusion.training.checkpoint import resolve_checkpoint, run_config_path
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint, run_config_path
 
     ckpt = resolve_checkpoint(path, what="model.pretrained_autoencoder_path",
                               hint="train one first with `python train_autoencoder.py dataset=<name>` and pass "
@@ -457,7 +457,7 @@ def resume_run_and_summarise(trainer: Any, setup: RunSetup, objects: dict, *, st
                              trained: torch.nn.Module, final_saver: Any) -> dict[str, Any]:
     """Restore ``objects`` from the resume checkpoint (if any), run the trainer, check that all processes hold
     the same weights, and return the run summary (run folder, final checkpoint, epochs, iterations, loss)."""
-    from skeleton_diffusion.training.checkpoint import load_checkpoint
+    from skeleton_diffusion.checkpoints.format import load_checkpoint
 
     attach_stop_handler(trainer)
     if setup.resume is not None:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import atomic_write
-from skeleton_diffusion.training.checkpoint import LAST_NAME, find_latest_checkpoint, list_checkpoints
+from skeleton_diffusion.checkpoints.format import LAST_NAME, find_latest_checkpoint, list_checkpoints
 
 __all__ = [
     "TIMESTAMP_FORMAT",

@@ -17,7 +17,8 @@ def log_prediction_visuals(tb_logger: Any, tag: str, obs: torch.Tensor, samples:
     rendering failure is logged as a warning."""
     if tb_logger is None:
         return
-    from skeleton_diffusion.viz import add_video, sample_grid_image, tensorboard_animation
+    from skeleton_diffusion.viz.animation import add_video, tensorboard_animation
+    from skeleton_diffusion.viz.plots import sample_grid_image
 
     obs, samples, gt = (x.detach().float().cpu() for x in (obs, samples, gt))
     try:

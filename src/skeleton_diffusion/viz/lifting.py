@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from skeleton_diffusion.skeletons import get_skeleton
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.io import atomic_path
 
 __all__ = ["draw_lifting", "plot_lifting_example"]
@@ -63,7 +63,7 @@ def draw_lifting(path: str | Path, pose_2d: np.ndarray, mask: np.ndarray, hypoth
 def plot_lifting_example(model: Any, windows: Any, occlusion: str, path: str | Path, *, num_samples: int = 5,
                          index: int | None = None, seed: int = 0, device: torch.device | str = "cpu") -> Path:
     """Draw the middle frame of one test window (``index``; default the middle window) under ``occlusion``."""
-    from skeleton_diffusion.data.corruption import corrupt_2d
+    from skeleton_diffusion.data.augment.corruption import corrupt_2d
 
     skel = get_skeleton(windows.data.skeleton)
     i = len(windows) // 2 if index is None else int(index)

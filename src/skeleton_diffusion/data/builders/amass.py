@@ -339,7 +339,7 @@ def build_amass(
         if not positions:
             raise DatasetNotPreparedError(
                 f"No extracted AMASS archives under '{zarr_root}'. Run "
-                "`python -m skeleton_diffusion.data.create_amass_dataset --if_extract_zip` first."
+                "`python -m skeleton_diffusion.apps.create_amass_dataset --if_extract_zip` first."
             )
         write_processed(out_path, positions, skeleton="amass-mano" if include_hands else "amass")
         with atomic_write(processed_dir / "clip_sources.json", "w") as fh:
@@ -358,6 +358,6 @@ def build_amass(
         elif side_files:
             summary.notes.append("side files NOT built: the test CSV does not match the processed data")
     else:
-        summary.csv_checks["test"] = f"not checked: {csv_path} missing (python -m skeleton_diffusion.data.fetch_annotations)"
+        summary.csv_checks["test"] = f"not checked: {csv_path} missing (python -m skeleton_diffusion.apps.fetch_annotations)"
     return summary
 

@@ -470,7 +470,7 @@ def build_bvh_dataset(
                                                          else "custom"),
                        "split_mode": split_mode, "files": infos, "ranges": ranges, "windows_version": 1}, fh, indent=1)
         if native:
-            from skeleton_diffusion.skeletons import Skeleton
+            from skeleton_diffusion.skeletons.skeleton import Skeleton
 
             assert native_def is not None
             sk_native = Skeleton.from_hierarchy(name.lower(), native_def[0], native_def[1],

@@ -91,7 +91,7 @@ def write_processed(path: str | Path, positions_3d: Mapping[Any, Any], skeleton:
     if save_processed is not None:
         joint_names = None
         if skeleton is not None:
-            from skeleton_diffusion.skeletons import get_skeleton
+            from skeleton_diffusion.skeletons.skeleton import get_skeleton
 
             joint_names = list(get_skeleton(skeleton).joint_names)
         save_processed(path, dict(positions_3d), joint_names=joint_names)
@@ -222,7 +222,7 @@ def official_file_note(csv_path: str | Path | None) -> str:
     """`` (official file, sha256 verified)`` when ``csv_path`` is byte-identical to a shipped annotation file."""
     if csv_path is None or not Path(csv_path).is_file():
         return ""
-    from skeleton_diffusion.data.fetch_annotations import ANNOTATION_FILES
+    from skeleton_diffusion.apps.fetch_annotations import ANNOTATION_FILES
 
     digest = sha256_file(csv_path)
     for rel, (sha, _) in ANNOTATION_FILES.items():

@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.data.builders.common import BuildSummary
-from skeleton_diffusion.data.builders.urdf_mjcf import Hierarchy, parse_urdf
+from skeleton_diffusion.skeletons.formats.urdf_mjcf import Hierarchy, parse_urdf
 
 __all__ = ["MOTION_JOINTS", "URDF_SCALE", "find_pybullet_data", "load_deepmimic_motion", "deepmimic_skeleton",
            "deepmimic_positions", "build_deepmimic_dataset", "DEFAULT_TEST_CLIPS", "DEFAULT_VALID_CLIPS"]
@@ -82,7 +82,7 @@ def _urdf(data_dir: Path) -> Hierarchy:
 
 def deepmimic_skeleton(data_dir: str | os.PathLike):
     """The native 15-joint skeleton (``deepmimic_humanoid``) from the URDF next to the motions."""
-    from skeleton_diffusion.skeletons import Skeleton
+    from skeleton_diffusion.skeletons.skeleton import Skeleton
 
     h = _urdf(Path(data_dir))
     return Skeleton.from_hierarchy("deepmimic_humanoid", h.names, h.parents,

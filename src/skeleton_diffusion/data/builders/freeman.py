@@ -45,7 +45,7 @@ def load_annotations(annotations_dir: Path) -> tuple[set[str], dict[str, list[tu
         if not (annotations_dir / name).is_file():
             raise DatasetNotPreparedError(
                 f"FreeMan annotation file missing: '{annotations_dir / name}'. "
-                "Run `python -m skeleton_diffusion.data.fetch_annotations --dataset FreeMan`."
+                "Run `python -m skeleton_diffusion.apps.fetch_annotations --dataset FreeMan`."
             )
     with open(annotations_dir / "bad_sequences.json") as fh:
         bad = set(json.load(fh))

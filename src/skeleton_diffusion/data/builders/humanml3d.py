@@ -2,7 +2,7 @@
 
 Folder (``configs/dataset/humanml3d.yaml: precomputed_folder``, e.g. ``datasets/raw/HumanML3D``)::
 
-    new_joint_vecs/<id>.npy   float [T, 263] features (skeleton_diffusion.data.humanml3d_features), 20 fps
+    new_joint_vecs/<id>.npy   float [T, 263] features (skeleton_diffusion.representations.humanml3d), 20 fps
     new_joints/<id>.npy       float [T, 22, 3] positions (optional; recovered from the features when absent)
     texts/<id>.txt            one caption per line: ``caption#tok/POS tok/POS ...#from#to`` (seconds; 0#0 = all)
     Mean.npy, Std.npy         [263] normalisation statistics
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
-from skeleton_diffusion.data.humanml3d_features import feature_dim, recover_from_ric
+from skeleton_diffusion.representations.humanml3d import feature_dim, recover_from_ric
 
 __all__ = ["HUMANML3D_FPS", "TextEntry", "MotionEntry", "parse_texts_file", "read_split", "load_humanml3d_split",
            "load_mean_std", "normalize_features", "build_humanml3d_generation_dataset"]  # fmt: skip
@@ -140,11 +140,11 @@ def load_humanml3d_split(
 def build_humanml3d_generation_dataset(
     folder: str | Path, split: str, *, max_frames: int = 196, min_frames: int = 40, max_windows: int | None = None
 ):
-    """:class:`~skeleton_diffusion.data.generation.GenerationDataset` of a HumanML3D split: positions recovered
+    """:class:`~skeleton_diffusion.data.windows.generation.GenerationDataset` of a HumanML3D split: positions recovered
     from the features (metres, Y up), the first ``max_frames`` frames of each entry, all its captions
     (one drawn at random per item in training), action label 0 (HumanML3D has none). The features stay
     available as ``ds.features`` (list of ``[T, 263]``)."""
-    from skeleton_diffusion.data.generation import GenerationDataset
+    from skeleton_diffusion.data.windows.generation import GenerationDataset
 
     split_name = {"valid": "val"}.get(split, split)
     entries = load_humanml3d_split(folder, split_name, min_frames=min_frames)

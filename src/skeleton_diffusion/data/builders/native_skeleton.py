@@ -109,7 +109,7 @@ def write_native_dataset(
 ) -> dict[str, Any]:
     """Write ``data_3d_<name>.npz``, ``skeleton.json``, ``segments_<split>.csv`` (stride ``obs``),
     ``clip_labels.txt``, ``dataset_config.yaml`` and (``side_files``) the evaluation side files."""
-    from skeleton_diffusion.skeletons import save_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import save_skeleton_file
 
     processed_dir = Path(processed_dir)
     from skeleton_diffusion.data.processed import save_processed
@@ -180,7 +180,7 @@ def build_native_dataset(
 ) -> BuildSummary:
     """Clips already in metres (Z up, ``fps``, the skeleton file's joint order) + a skeleton file -> a processed
     dataset under ``<data_root>/processed/<name>/hmp`` (see :func:`write_native_dataset`)."""
-    from skeleton_diffusion.skeletons import load_skeleton_file
+    from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
     from skeleton_diffusion.data.builders.bvh import split_clips
 
     sk = load_skeleton_file(skeleton_file)

@@ -99,7 +99,7 @@ def _replay_labels(folder: Path, positions: Mapping[str, Mapping[str, np.ndarray
     if not info_path.is_file():
         raise DataFormatError(
             f"'{folder}' has neither {FRAME_LABELS_FILE} nor synthetic_info.json; rebuild it with "
-            "`python -m skeleton_diffusion.data.create_synthetic_dataset --force`."
+            "`python -m skeleton_diffusion.apps.create_synthetic_dataset --force`."
         )
     info = json.loads(info_path.read_text())
     c = dict(info["config"])

@@ -28,7 +28,8 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from skeleton_diffusion.diffusion import NonisotropicGaussianDiffusion, get_cov_from_corr
+from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
+from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.nn.lifting.csdi import CSDIDenoiser
 from skeleton_diffusion.nn.lifting.denoiser import GraphDenoiser
@@ -108,11 +109,11 @@ class DiffusionLifter(nn.Module):
         pose = from_nodes(x0_nodes, self.frames)                     # [B, F, J, 3]
         reg = x0_nodes.new_zeros(())
         if self.limbs and (self.reg_bone_time > 0 and self.frames > 1):
-            from skeleton_diffusion.evaluation.metrics.lifting import bone_lengths
+            from skeleton_diffusion.metrics.lifting import bone_lengths
 
             reg = reg + self.reg_bone_time * bone_lengths(pose, self.limbs).var(dim=1).mean()
         if self.limbs and self.sym_pairs and self.reg_symmetry > 0:
-            from skeleton_diffusion.evaluation.metrics.lifting import bone_asymmetry
+            from skeleton_diffusion.metrics.lifting import bone_asymmetry
 
             reg = reg + self.reg_symmetry * bone_asymmetry(pose, self.limbs, self.sym_pairs).pow(2).mean()
         return reg

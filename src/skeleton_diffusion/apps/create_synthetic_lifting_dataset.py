@@ -1,0 +1,134 @@
+"""Synthetic 2D->3D lifting dataset: 3D motion projected through sampled pinhole cameras (+ detector-like noise).
+
+    python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset                       # procedural motion
+    python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset --from-processed datasets/processed/Human36M/hmp/data_3d_h36m.npz
+
+Source 3D: the embedded procedural generator (``data/builders/synthetic.py``, AMASS-22 joints, converted to our
+17-joint ``h36m`` skeleton by an approximate joint map, :data:`AMASS_TO_H36M`; synthetic only), or any processed
+``data_3d_<ds>.npz`` whose skeleton is ``h36m`` (Human3.6M) or ``amass`` (AMASS, BVH imports, synthetic), Z-up.
+Each clip's root is kept above the floor origin (horizontal trajectory removed) and seen by ``--cameras`` random H36M-like cameras (1000 px square
+images, focal 1100-1200 px, 4-6 m away, 0.8-2 m high). 2D = pinhole projection, normalised to the image width,
+plus optional Gaussian detector noise with per-joint std (pixels, extremities noisier) and rare outliers.
+Clips are assigned to subjects S1 S5 S6 S7 S8 (train) and S9 S11 (test). Deterministic for a seed.
+
+Output: ``<out>/data_lifting_synthetic.npz`` (format: :mod:`skeleton_diffusion.data.windows.lifting`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.utils.errors import ConfigError
+from skeleton_diffusion.data.builders.projection import project_pinhole, sample_pinhole_cameras
+from skeleton_diffusion.data.windows.lifting import lifting_file_path, save_lifting
+
+__all__ = ["AMASS_TO_H36M", "amass_to_h36m", "DETECTOR_NOISE_PX", "build_synthetic_lifting", "main"]
+
+#: H36M-17 joint <- AMASS-22 joints averaged (approximate; synthetic data only). Head: extrapolated (see code).
+AMASS_TO_H36M: tuple[tuple[int, ...], ...] = (
+    (0,), (2,), (5,), (8,), (1,), (4,), (7,), (3, 6), (12,), (12, 15), (15,), (16,), (18,), (20,), (17,), (19,), (21,),
+)
+#: Per-joint detector noise std (pixels) of the h36m joints: torso 2-3 px, head 4, limbs 4-8 (wrists noisiest).
+DETECTOR_NOISE_PX = (2.0, 3.0, 4.0, 6.0, 3.0, 4.0, 6.0, 2.0, 2.0, 3.0, 4.0, 3.0, 5.0, 8.0, 3.0, 5.0, 8.0)
+TRAIN = ("S1", "S5", "S6", "S7", "S8")
+TEST = ("S9", "S11")
+
+
+def amass_to_h36m(x: np.ndarray) -> np.ndarray:
+    """``[T, 22, 3]`` AMASS-layout positions -> ``[T, 17, 3]`` h36m layout (:data:`AMASS_TO_H36M`)."""
+    out = np.stack([x[:, list(idx)].mean(axis=1) for idx in AMASS_TO_H36M], axis=1)
+    out[:, 10] = x[:, 15] + 0.6 * (x[:, 15] - x[:, 12])  # head top above the head joint
+    return out.astype(np.float32)
+
+
+def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: int, frames: int,
+                       step: int) -> list[tuple[np.ndarray, str]]:
+    if source is None:
+        from skeleton_diffusion.data.builders.synthetic import generate_clip
+
+        clips = []
+        for _ in range(n_clips):
+            pos, labels = generate_clip(rng, frames * step)
+            pos, labels = pos[::step], labels[::step]
+            names, counts = np.unique(np.asarray(labels), return_counts=True)
+            clips.append((amass_to_h36m(pos), str(names[counts.argmax()])))
+        return clips
+    from skeleton_diffusion.data.builders.common import read_processed
+    from skeleton_diffusion.data.processed import iter_leaves
+
+    leaves = [(k, np.asarray(v)) for k, v in iter_leaves(read_processed(source))]
+    if not leaves:
+        raise ConfigError(f"'{source}' holds no sequences")
+    clips = []
+    for i in range(n_clips):
+        key, seq = leaves[i % len(leaves)]
+        if seq.shape[1] == 22:
+            seq = amass_to_h36m(seq)
+        elif seq.shape[1] != 17:
+            raise ConfigError(f"'{source}': {seq.shape[1]} joints; supported: 17 (h36m) or 22 (amass layout)")
+        if len(seq) > frames * step:
+            s = int(rng.integers(0, len(seq) - frames * step + 1))
+            seq = seq[s:s + frames * step]
+        clips.append((seq[::step].astype(np.float32), str(key[-1]).split(" ")[0]))
+    return clips
+
+
+def build_synthetic_lifting(out_dir: str | Path, *, clips_per_subject: int = 6, frames: int = 240, step: int = 2,
+                            cameras: int = 4, noise_px: float = 1.0, outlier_prob: float = 0.005,
+                            seed: int = 0, source: str | Path | None = None,
+                            subjects: Sequence[str] = TRAIN + TEST) -> Path:
+    """Build and write the dataset; returns the file path. ``noise_px`` scales :data:`DETECTOR_NOISE_PX`
+    (0 = exact projections); ``step`` subsamples the source frames (procedural source: 60 fps / 2 = 30 fps)."""
+    rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng([seed, 1])  # separate stream: the 3D and cameras do not depend on the noise
+    skel = get_skeleton("h36m")
+    res = 1000
+    noise_std_px = np.asarray(DETECTOR_NOISE_PX) * float(noise_px)
+    seqs = []
+    src = Path(source) if source else None
+    for subject in subjects:
+        for c_idx, (clip, action) in enumerate(_clips_from_source(rng, src, clips_per_subject, frames, step)):
+            clip = clip.copy()
+            clip[:, :, :2] -= clip[:, :1, :2]   # root kept above the origin (walks in place; 3D is root-relative)
+            target = np.array([0.0, 0.0, 1.0])
+            for cam_i, cam in enumerate(sample_pinhole_cameras(rng, cameras, target, up_axis=2, res=res)):
+                pose_cam = (clip - cam["t"]) @ cam["R"].T
+                kps = project_pinhole(pose_cam, cam["focal"], 0.0)            # normalised: centre at 0
+                if noise_px > 0:
+                    kps = kps + noise_rng.normal(size=kps.shape) * (noise_std_px[None, :, None] / res * 2)
+                    out = noise_rng.random(kps.shape[:2]) < outlier_prob
+                    kps[out] += noise_rng.normal(size=(int(out.sum()), 2)) * (30.0 / res * 2)
+                seqs.append({"pose_3d": (pose_cam - pose_cam[:, :1]).astype(np.float32),
+                             "pose_2d": kps.astype(np.float32), "subject": subject,
+                             "action": action, "camera": cam_i, "clip": c_idx})
+    split_of = {s: ("train" if s in TRAIN else "test") for s in subjects}
+    noise_norm = np.maximum(noise_std_px, 1e-3) / res * 2 if noise_px > 0 else np.ones(skel.num_joints)
+    path = lifting_file_path(out_dir, "synthetic")
+    save_lifting(path, seqs, split_of=split_of, joint_names=skel.joint_names, skeleton="h36m",
+                 fps=60.0 / step if src is None else 50.0 / step, joint_noise_std=noise_norm)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="datasets/processed/SyntheticLifting")
+    p.add_argument("--clips-per-subject", type=int, default=6)
+    p.add_argument("--frames", type=int, default=240)
+    p.add_argument("--cameras", type=int, default=4)
+    p.add_argument("--noise-px", type=float, default=1.0, help="scale of the per-joint detector noise (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--from-processed", default=None, help="a processed data_3d_<ds>.npz (h36m or amass layout)")
+    a = p.parse_args(argv)
+    path = build_synthetic_lifting(a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
+                                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed)
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

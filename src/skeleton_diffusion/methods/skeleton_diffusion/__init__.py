@@ -1,0 +1,1 @@
+"""methods.skeleton_diffusion."""
