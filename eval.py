@@ -15,8 +15,8 @@ import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base=None, config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    from skeleton_diffusion.utils.cli import run_cli
-    from skeleton_diffusion.tasks.hmp.protocol import main as evaluate
+    from skeleton_diffusion.apps.evaluate import main as evaluate
+    from skeleton_diffusion.config.cli import run_cli
 
     run_cli(evaluate, cfg)
 

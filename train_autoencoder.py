@@ -14,10 +14,9 @@ import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base=None, config_path="configs", config_name="train_autoencoder")
 def main(cfg: DictConfig) -> None:
-    from skeleton_diffusion.utils.cli import run_cli
-    from skeleton_diffusion.methods.skeleton_diffusion.train_autoencoder import main as train
+    from skeleton_diffusion.apps.train import train_from_config
 
-    run_cli(train, cfg)
+    train_from_config(cfg, hook="train_autoencoder")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ import skeleton_diffusion.config  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base=None, config_path="configs", config_name="train_lifting")
 def main(cfg: DictConfig) -> None:
-    from skeleton_diffusion.utils.cli import run_cli
-    from skeleton_diffusion.training.lifting import main as train
+    from skeleton_diffusion.apps.train import train_from_config
 
-    run_cli(train, cfg)
+    train_from_config(cfg)
 
 
 if __name__ == "__main__":

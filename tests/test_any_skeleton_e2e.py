@@ -140,7 +140,7 @@ def test_builder_writes_skeleton_labels_and_side_files(built):
 
 
 def test_hand_written_skeleton_trains_evaluates_predicts(trained):
-    from skeleton_diffusion.tasks.hmp import protocol
+    from skeleton_diffusion.apps import evaluate as protocol
     from skeleton_diffusion.apps.predict import main as predict_main
     from skeleton_diffusion.utils.io import safe_torch_load
 
@@ -181,8 +181,9 @@ def test_hand_written_skeleton_trains_evaluates_predicts(trained):
 
 
 def test_joint_order_mistakes_are_refused(trained):
-    from skeleton_diffusion.tasks.hmp import protocol
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.apps import evaluate as protocol
+    from skeleton_diffusion.tasks.hmp.protocol import check_processed_joint_names
+    from skeleton_diffusion.methods.registry import load_model
     from skeleton_diffusion.utils.errors import ConfigError, InputError
 
     root, data, hmp, out = trained
@@ -203,7 +204,7 @@ def test_joint_order_mistakes_are_refused(trained):
     # a model of one skeleton evaluated on data of another: refused, naming both
     ev = compose_cfg("eval", [f"dataset_main_path={data}", f"checkpoint_path={out}/diff", "dataset=synthetic"])
     with pytest.raises(ConfigError, match=r"humanoid15.*amass"):
-        protocol.build_predictor(ev, predictor.device)
+        protocol.hmp_predictor(ev, predictor.device)
     # processed data whose stored joint order differs from the model's: refused, naming the file
     from skeleton_diffusion.data.processed import load_processed, save_processed
 
@@ -214,6 +215,6 @@ def test_joint_order_mistakes_are_refused(trained):
     ev2 = _with_dataset(compose_cfg("eval", [f"dataset_main_path={root / 'reordered'}", f"checkpoint_path={out}/diff"]),
                         hmp)
     with pytest.raises(ConfigError, match=r"reordered.*humanoid15"):
-        protocol._check_processed_joint_names(ev2, predictor.skeleton)
+        check_processed_joint_names(ev2, predictor.skeleton)
     with pytest.raises(Exception, match="joint names"):
         save_processed(other / "x.npz", positions, joint_names=names[:3])

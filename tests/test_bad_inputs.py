@@ -174,7 +174,7 @@ def test_run_config_errors_name_the_file(tmp_path, content, expected):
 def test_configs_beside_checkpoints_are_checked_by_eval_predict_and_stage_2(tmp_path):
     """eval/predict (a checkpoint without embedded config) and train_diffusion (the autoencoder run) read the run
     folder's config.yaml: an unreadable one is named."""
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import checkpoint_config
+    from skeleton_diffusion.checkpoints.format import checkpoint_config
     from skeleton_diffusion.training.launch import autoencoder_run_config
 
     run = tmp_path / "run"
@@ -272,7 +272,7 @@ def _assert_one_paragraph(res: subprocess.CompletedProcess, *words: str) -> None
 def test_run_cli_reports_unreadable_or_unwritable_files(tmp_path, capsys, monkeypatch):
     """An OSError naming a file (e.g. an output folder that does not exist) is one paragraph too; others are not
     swallowed."""
-    from skeleton_diffusion.utils.cli import run_cli
+    from skeleton_diffusion.config.cli import run_cli
 
     monkeypatch.delenv("SKELETON_DIFFUSION_TRACEBACK", raising=False)
     target = tmp_path / "no_such_folder" / "pred.npz"

@@ -12,15 +12,12 @@ import pytest
 from skeleton_diffusion.data.builders.bvh import (
     SMPL22_NAMES,
     builtin_map,
-    bvh_forward_kinematics,
     bvh_to_amass22,
     load_joint_map,
-    parse_bvh,
     resample,
-    resolve_unit,
     split_clips,
-    to_z_up,
 )
+from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
 from skeleton_diffusion.data.builders.common import read_processed
 from skeleton_diffusion.apps.create_bvh_dataset import main as bvh_main
 from skeleton_diffusion.utils.errors import DataFormatError

@@ -17,14 +17,9 @@ import yaml
 from conftest import SHARED_DIR, official_fixture
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.methods.skeleton_diffusion.convert import (
-    convert_autoencoder,
-    convert_diffusion,
-    load_official_file,
-    main,
-    overlay_flat,
-    read_flat_config,
-)
+from skeleton_diffusion.apps.convert import main
+from skeleton_diffusion.checkpoints.official import load_official_file, overlay_flat, read_flat_config
+from skeleton_diffusion.methods.skeleton_diffusion.convert import convert_autoencoder, convert_diffusion
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 
@@ -192,7 +187,7 @@ def test_converted_run_folder_layout_and_config(converted):
 
 
 def test_converted_model_reproduces_official_inference(converted, inference_fixture):
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     inf = inference_fixture
     pred_obj = load_model(converted[0], device="cpu")
@@ -213,7 +208,7 @@ def test_predictor_on_example_observation_matches_direct_fixture_model(converted
     """Predictor.predict (metres in, metres out) on an input shaped like example_obs_amass.npy [1,30,22,3]."""
     pytest.importorskip("skeleton_diffusion.tasks.hmp.input_checks")
     from skeleton_diffusion.representations.hmp import to_input_space
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     example = SHARED_DIR / "reference/figures/example_obs_amass.npy"
     if example.is_file():

@@ -3,7 +3,6 @@ generic paths, used exactly when they should be, and the no-grad weight cache fo
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

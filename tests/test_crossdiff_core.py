@@ -18,7 +18,7 @@ from skeleton_diffusion.data.windows.motion2d import (
     write_motion2d_clip,
 )
 from skeleton_diffusion.representations.projection2d import OFFICIAL_AZIMUTHS, project_motion, random_azimuths
-from skeleton_diffusion.methods.crossdiff.network import CrossDiff
+from skeleton_diffusion.methods.crossdiff.joints_network import CrossDiff
 from skeleton_diffusion.utils.errors import DataFormatError, InputError
 
 J, T = 5, 8
@@ -149,7 +149,7 @@ def test_loss_weights_combine_terms():
 
 # ----------------------------------------------------------------------------------------- sampling
 def test_mixed_sampling_hands_over_from_2d_to_3d():
-    from skeleton_diffusion.methods.crossdiff.sampling import sample_crossdiff
+    from skeleton_diffusion.methods.crossdiff.joints_sampling import sample_crossdiff
 
     model = _model().eval()
     calls: list[tuple[str, tuple]] = []
@@ -227,15 +227,15 @@ def test_views_share_one_network_and_follow_deepcopy():
 
 def test_finetune_needs_the_first_stage_and_dispatch():
     from skeleton_diffusion.methods.crossdiff.trainer import _init_from
-    from skeleton_diffusion.training.run_dir import run_method
+    from skeleton_diffusion.methods.registry import method_of_config
     from skeleton_diffusion.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match="init_from"):
         _init_from(OmegaConf.create({"model": {"stage": "finetune", "init_from": None}}))
     assert _init_from(OmegaConf.create({"model": {"stage": "pretrain", "init_from": None}})) is None
-    assert run_method(OmegaConf.create({"model": {"method": "crossdiff"}})) == "crossdiff"
-    assert run_method(OmegaConf.create({"model": {"method": "mdm"}, "resume": None})) == "mdm"
-    assert run_method(OmegaConf.create({"model": {"latent_size": 96}, "resume": None})) == ""
+    assert method_of_config(OmegaConf.create({"model": {"method": "crossdiff"}})) == "crossdiff"
+    assert method_of_config(OmegaConf.create({"model": {"method": "mdm"}, "resume": None})) == "mdm"
+    assert method_of_config(OmegaConf.create({"model": {"latent_size": 96}, "resume": None})) == "skeleton_diffusion"
 
 
 def test_body_parts_match_the_official_smpl_split():

@@ -91,7 +91,7 @@ def test_shipped_model_is_small_and_loads_weights_only() -> None:
 def test_shipped_model_futures_move_and_differ(full_synthetic, single_thread) -> None:
     """On the demo's example window (a run turning into a jump) and a few other test windows."""
     from skeleton_diffusion.data.processed import load_processed
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     _require_shipped()
     folder = full_synthetic / "processed" / "Synthetic" / "hmp"

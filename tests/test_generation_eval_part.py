@@ -115,7 +115,7 @@ def test_eval_part_upper_end_to_end(tmp_path):
         protocol as generation_protocol,
         train_evaluator as train_generation_evaluator,
     )
-    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
+    from skeleton_diffusion.apps.evaluate import main as eval_main
 
     root = tmp_path / "data"
     build_synthetic_dataset(root / "processed" / "Synthetic" / "hmp", seed=1, small=True, verbose=False)

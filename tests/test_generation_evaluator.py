@@ -126,7 +126,7 @@ def test_train_evaluator_cli_and_generation_protocol(data_root, tmp_path):
         protocol as generation_protocol,
         train_evaluator as train_generation_evaluator,
     )
-    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
+    from skeleton_diffusion.apps.evaluate import main as eval_main
 
     ev_path = tmp_path / "ev.pt"
     common = [f"dataset_main_path={data_root}", f"task.evaluator_path={ev_path}", "task.num_frames=60",

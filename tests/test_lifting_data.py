@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skeleton_diffusion.data.builders.h36m_cameras import EXTRINSICS, INTRINSICS, camera_parameters
-from skeleton_diffusion.data.builders.projection import (
+from skeleton_diffusion.representations.camera import (
     camera_to_world, image_coordinates, normalize_screen_coordinates, project_pinhole, project_to_2d, qrot,
     quaternion_to_matrix, world_to_camera)
 from skeleton_diffusion.data.builders.videopose3d import (
@@ -62,7 +62,7 @@ def test_projection_and_screen_normalisation():
 
 
 def test_look_at_camera_is_x_right_y_down_z_forward():
-    from skeleton_diffusion.data.builders.projection import look_at_rotation
+    from skeleton_diffusion.representations.camera import look_at_rotation
 
     r = look_at_rotation(np.array([-5.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0]))
     assert np.isclose(np.linalg.det(r), 1.0)

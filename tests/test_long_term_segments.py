@@ -130,7 +130,7 @@ def test_eval_long_term_on_amass_predicts_factor_times_two_seconds(tmp_path):
 
     from skeleton_diffusion.config import CONFIG_DIR
     from skeleton_diffusion.data.processed import save_processed
-    from skeleton_diffusion.tasks.hmp.protocol import main as eval_main
+    from skeleton_diffusion.apps.evaluate import main as eval_main
 
     rng = np.random.default_rng(0)
     proc, ann = tmp_path / "processed/AMASS/hmp", tmp_path / "annotations/AMASS/hmp"

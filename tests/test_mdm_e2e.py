@@ -51,7 +51,7 @@ def test_mdm_past_trains_resumes_and_evaluates(data, tmp_path):
     with np.load(lt / "predictions.npz") as z:
         pred_lt, gt_lt = z["pred"], z["gt"]
     assert pred_lt.shape[:3] == (n_long, 2, 300) and gt_lt.shape[1] == 300 and np.isfinite(pred_lt).all()
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     p = load_model(run, "cpu")
     obs = np.random.default_rng(0).normal(size=(30, 22, 3)).astype(np.float32) * 0.2
@@ -76,7 +76,7 @@ def test_mdm_generation_modes_train_generate_and_edit(data, tmp_path, condition)
     extra = ["model.lambda_pos=1", "model.lambda_vel=1", "model.lambda_fc=1"] if condition == "action" else []
     _run(["train_diffusion.py", *TINY, f"condition={condition}", *extra, f"output_log_path={run}",
           f"dataset_main_path={data}"])
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     p = load_model(run, "cpu")
     assert p.condition == condition

@@ -32,7 +32,7 @@ def test_mdm_run_honours_keep_every(tmp_path: Path) -> None:
 
 
 def test_lifting_config_has_the_retention_block() -> None:
-    from skeleton_diffusion.checkpoints.format import retention_from_config
+    from skeleton_diffusion.training.checkpointing import retention_from_config
 
     default = compose_cfg("train_lifting", ["method=diffpose", "model.keep_last_n=4"])
     assert retention_from_config(default, 1) == (4, None)

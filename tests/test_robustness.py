@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -113,7 +112,7 @@ def test_truncated_checkpoint_is_reported(runs, tmp_path):
 
 
 def test_wrong_stage_checkpoint_for_eval_and_predict(runs):
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     with pytest.raises(CheckpointError, match="'autoencoder' checkpoint"):
         load_model(runs / "ae")
@@ -121,7 +120,7 @@ def test_wrong_stage_checkpoint_for_eval_and_predict(runs):
 
 def test_wrong_skeleton_for_eval(runs, data_root):
     from _pipeline_helpers import compose_cfg
-    from skeleton_diffusion.tasks.hmp.protocol import main as evaluate
+    from skeleton_diffusion.apps.evaluate import main as evaluate
 
     cfg = compose_cfg("eval", [f"checkpoint_path={runs / 'diff'}", "dataset=h36m", f"dataset_main_path={data_root}"])
     with pytest.raises(ConfigError, match="skeleton 'amass'"):
@@ -129,7 +128,7 @@ def test_wrong_skeleton_for_eval(runs, data_root):
 
 
 def test_observation_errors_through_the_predictor(runs):
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     predictor = load_model(runs / "diff", device="cpu")
     good = np.zeros((30, 22, 3), np.float32)

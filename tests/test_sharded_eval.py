@@ -141,7 +141,7 @@ def tiny(tmp_path_factory):
 
 
 def _eval(data: Path, out: Path, extra: list[str]) -> dict:
-    from skeleton_diffusion.tasks.hmp import protocol
+    from skeleton_diffusion.apps import evaluate as protocol
 
     cfg = compose_cfg("eval", [f"dataset_main_path={data}", "dataset=synthetic", "stats_mode=probabilistic",
                                "progress=false", f"results_path={out}", *extra])

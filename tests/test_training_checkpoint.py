@@ -10,8 +10,6 @@ import torch
 from ignite.engine import Engine
 
 from skeleton_diffusion.checkpoints.format import (
-    CheckpointSaver,
-    NonFiniteLossGuard,
     build_checkpoint,
     find_latest_checkpoint,
     list_checkpoints,
@@ -19,6 +17,7 @@ from skeleton_diffusion.checkpoints.format import (
     make_meta,
     save_checkpoint,
 )
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, NonFiniteLossGuard
 from skeleton_diffusion.training.rng import RNGState
 from skeleton_diffusion.training.engine_utils import make_generator
 from skeleton_diffusion.utils.errors import CheckpointError

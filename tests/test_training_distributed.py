@@ -14,7 +14,7 @@ def _worker(local_rank: int, root: str) -> None:
     import ignite.distributed as idist
     from ignite.engine import Engine
 
-    from skeleton_diffusion.checkpoints.format import CheckpointSaver
+    from skeleton_diffusion.training.checkpointing import CheckpointSaver
     from skeleton_diffusion.training.sampler import ResumableRandomSampler
     from skeleton_diffusion.training.run_dir import broadcast_path, prepare_run_dir
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from skeleton_diffusion.checkpoints.format import CheckpointSaver
+from skeleton_diffusion.training.checkpointing import CheckpointSaver
 from skeleton_diffusion.training.rng import RNGState, capture_rng_state
 from skeleton_diffusion.training.loggers import (
     attach_progress_bar,

@@ -10,13 +10,8 @@ import torch
 from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader, TensorDataset
 
-from skeleton_diffusion.checkpoints.format import (
-    CheckpointSaver,
-    NonFiniteLossError,
-    find_latest_checkpoint,
-    load_checkpoint,
-    make_meta,
-)
+from skeleton_diffusion.checkpoints.format import NonFiniteLossError, find_latest_checkpoint, load_checkpoint, make_meta
+from skeleton_diffusion.training.checkpointing import CheckpointSaver
 from skeleton_diffusion.training.lr_schedule import ExponentialLRSchedulerWarmup
 from skeleton_diffusion.methods.skeleton_diffusion.curriculum import HorizonCurriculum
 from skeleton_diffusion.training.ema import ModelEMA

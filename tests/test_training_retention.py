@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from _pipeline_helpers import ae_cfg, compose_cfg, make_synthetic
 from skeleton_diffusion.methods.skeleton_diffusion import train_autoencoder as autoencoder_trainer
-from skeleton_diffusion.checkpoints.format import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.checkpoints.format import make_meta
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 

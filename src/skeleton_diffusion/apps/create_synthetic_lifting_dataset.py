@@ -24,7 +24,7 @@ import numpy as np
 
 from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.data.builders.projection import project_pinhole, sample_pinhole_cameras
+from skeleton_diffusion.representations.camera import project_pinhole, sample_pinhole_cameras
 from skeleton_diffusion.data.windows.lifting import lifting_file_path, save_lifting
 
 __all__ = ["AMASS_TO_H36M", "amass_to_h36m", "DETECTOR_NOISE_PX", "build_synthetic_lifting", "main"]

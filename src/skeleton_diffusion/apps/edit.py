@@ -54,7 +54,7 @@ def _keep_list(keep: Any) -> list[int]:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Load the MDM, edit ``input`` and write ``output`` (+ ``gif``); returns a summary dict."""
     from skeleton_diffusion.methods.mdm.predictor import MDMPredictor, edit_mask
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
     from skeleton_diffusion.utils.io import atomic_write
 
     predictor = load_model(str(cfg.checkpoint_path), device=cfg.get("device", "auto"),
@@ -104,7 +104,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    from skeleton_diffusion.utils.cli import run_config_cli
+    from skeleton_diffusion.config.cli import run_config_cli
 
     return run_config_cli(argv, "edit", __doc__, lambda args: run(compose_config(args)))
 

@@ -27,7 +27,7 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
              seed: int = 0, out: str | Path = "generated.npz", gif: Optional[str | Path] = None,
              gif_all: bool = False, device: str = "auto", use_ema: bool = False) -> dict[str, Any]:
     """Generate and write ``out`` (+ GIF); returns ``{"output", "motion_shape", "gifs"}``."""
-    from skeleton_diffusion.methods.crossdiff.sampling import maybe_load_crossdiff
+    from skeleton_diffusion.methods.crossdiff.joints_sampling import maybe_load_crossdiff
     from skeleton_diffusion.utils.io import atomic_write
 
     captions = [str(c) for c in captions if str(c).strip()]
@@ -66,7 +66,7 @@ def generate(checkpoint: str | Path, captions: Sequence[str], *, start: str = "3
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    from skeleton_diffusion.utils.cli import run_cli
+    from skeleton_diffusion.config.cli import run_cli
 
     p = argparse.ArgumentParser(prog="python -m skeleton_diffusion.apps.generate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="CrossDiff or text-MDM run folder / checkpoint file")

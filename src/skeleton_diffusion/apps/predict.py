@@ -143,7 +143,7 @@ def _get(cfg: DictConfig, key: str) -> Any:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Load the model, predict, write ``output`` (and ``gif``); returns a summary dict."""
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
 
     ckpt, inp, out = _get(cfg, "checkpoint_path"), _get(cfg, "input"), _get(cfg, "output")
     num_samples = int(cfg.get("num_samples", 50))
@@ -194,7 +194,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
-    from skeleton_diffusion.utils.cli import run_config_cli
+    from skeleton_diffusion.config.cli import run_config_cli
 
     def predict(args: list[str]) -> dict[str, Any]:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))

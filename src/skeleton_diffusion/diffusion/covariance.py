@@ -29,7 +29,7 @@ store U as a buffer, so loading one uses its U unchanged.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import Tensor
@@ -217,3 +217,17 @@ def get_cov_from_corr(
     Sigma_N, Lambda_N = normalize_cov(Sigma_N, Lambda_N, U, if_sigma_n_scale=if_sigma_n_scale,
                                       sigma_n_scale=sigma_n_scale)
     return Sigma_N, Lambda_N, U
+
+
+def build_correlation(cov_cfg: Mapping[str, Any] | None, skeleton: Any) -> torch.Tensor:
+    """Correlation matrix ``[N, N]`` for the diffusion covariance (``cov_matrix=adjacency|reachability``)."""
+    cov_cfg = dict(cov_cfg or {"covariance_matrix_type": "adjacency"})
+    kind = cov_cfg.get("covariance_matrix_type", "adjacency")
+    if kind == "adjacency":
+        mat = skeleton.adjacency()
+    elif kind == "reachability":
+        mat = skeleton.reachability(factor=float(cov_cfg.get("reachability_matrix_degree_factor", 0.5)),
+                                    stop_at=cov_cfg.get("reachability_matrix_stop_at", "hips"))
+    else:
+        raise ConfigError(f"cov_matrix.covariance_matrix_type must be 'adjacency' or 'reachability', got {kind!r}")
+    return torch.as_tensor(mat, dtype=torch.float32)

@@ -74,7 +74,7 @@ def build_motion_diffusion(model_cfg: Mapping[str, Any], network: nn.Module, ske
     :class:`NonisotropicGaussianDiffusion` with Σ_N from the skeleton graph over the network's J nodes
     (node adjacency for ``hmp``, joint adjacency incl. root for ``trajectory``; ``cov_matrix`` config honoured
     for ``hmp``)."""
-    from skeleton_diffusion.methods.skeleton_diffusion.factories import build_correlation
+    from skeleton_diffusion.diffusion.covariance import build_correlation
     from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
     from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
     from skeleton_diffusion.diffusion.covariance import get_cov_from_corr

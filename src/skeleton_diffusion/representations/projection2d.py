@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from skeleton_diffusion.utils.errors import InputError
-from skeleton_diffusion.data.builders.projection import look_at_rotation, project_pinhole
+from skeleton_diffusion.representations.camera import look_at_rotation, project_pinhole
 
 __all__ = ["OFFICIAL_AZIMUTHS", "view_camera", "project_motion", "random_azimuths"]
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from skeleton_diffusion.checkpoints.format import CheckpointSaver, NonFiniteLossGuard
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, NonFiniteLossGuard
 from skeleton_diffusion.training.rng import capture_rng_state, restore_rng_state, seed_everything
 
 __all__ = [

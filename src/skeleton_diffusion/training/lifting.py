@@ -25,7 +25,8 @@ from skeleton_diffusion.data.windows.lifting import LiftingData, LiftingWindows,
 from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
 from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.checkpoints.format import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.checkpoints.format import make_meta
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
 from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
 _log = logging.getLogger(__name__)
@@ -132,3 +133,39 @@ def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     if result and result.get("run_dir"):
         print(f"\nlifting run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")
     return result
+
+
+class LiftingRun:
+    """A trained lifting model (ours) ready to lift: ``lift(keypoints_2d [B, F, J, 2], num_samples, mask=None)``
+    -> ``[B, S, F, J, 3]`` root-relative metres (the :class:`~skeleton_diffusion.tasks.base.Lifter` contract)."""
+
+    def __init__(self, model: torch.nn.Module, config: DictConfig, checkpoint: Path, device: torch.device):
+        self.model, self.config, self.checkpoint, self.device = model, config, checkpoint, device
+
+    @torch.no_grad()
+    def lift(self, keypoints_2d: torch.Tensor, num_samples: int = 1, mask: torch.Tensor | None = None,
+             **options: Any) -> torch.Tensor:
+        x = torch.as_tensor(keypoints_2d, dtype=torch.float32, device=self.device)
+        m = torch.ones(x.shape[:-1], dtype=torch.bool, device=self.device) if mask is None else mask.to(self.device)
+        return self.model.predict(x, m, num_samples=num_samples, **options)
+
+
+def load_lifting_run(path: str | Path, device: Any = "auto", *, use_ema: bool = False,
+                     expect_method: str | None = None) -> LiftingRun:
+    """One of our lifting run folders / checkpoints -> :class:`LiftingRun` (the network rebuilt from its config and
+    the run's lifting file for the per-joint 2D noise)."""
+    from skeleton_diffusion.checkpoints.format import load_state_strict, model_state, resolve_checkpoint
+    from skeleton_diffusion.utils.device import resolve_device
+    from skeleton_diffusion.utils.io import safe_torch_load
+
+    ckpt_path = resolve_checkpoint(path, hint="train one with `python train_lifting.py method=<...>`")
+    ckpt = safe_torch_load(ckpt_path)
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or meta.get("stage") != "lifting" or "config" not in meta:
+        raise ConfigError(f"'{ckpt_path}' is not a lifting checkpoint of ours (no meta.stage == 'lifting')")
+    cfg = OmegaConf.create(meta["config"])
+    data = load_lifting_dataset(cfg.dataset, cfg.dataset_main_path)
+    model = build_lifting_model(cfg.model, data)
+    load_state_strict(model, model_state(ckpt, ckpt_path, use_ema=use_ema), ckpt_path, "lifting weights")
+    dev = resolve_device(device)
+    return LiftingRun(model.to(dev).eval(), cfg, ckpt_path, dev)

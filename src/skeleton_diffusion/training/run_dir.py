@@ -314,17 +314,11 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], *, skip_keys: Ite
     return out
 
 
-def run_method(cfg: DictConfig) -> str:
-    """The method a training command runs: ``cfg.model.method`` (e.g. ``mdm``, ``crossdiff``; empty for the
-    latent SkeletonDiffusion stages), or, when ``resume=`` / ``if_resume_training`` points at a run, that run's
-    saved ``model.method`` (so ``python train_diffusion.py resume=<MDM run>`` needs no ``model=mdm``)."""
-    method = str(OmegaConf.select(cfg, "model.method", default="") or "")
-    if method:
-        return method
+def resumed_run_config(cfg: DictConfig) -> DictConfig | None:
+    """The saved config of the run ``resume=`` / ``if_resume_training`` points at (None when not resuming), so that
+    ``python train_diffusion.py resume=<MDM run>`` needs no ``model=mdm``: the registry reads the method from it."""
     if cfg.get("resume") in (None, "", "null", "None") and not bool(cfg.get("if_resume_training", False)):
-        return ""
+        return None
     spec = resolve_resume(cfg.get("resume"), if_resume_training=bool(cfg.get("if_resume_training", False)),
                           output_log_path=cfg.get("output_log_path"), load_path=cfg.get("load_path"))
-    saved = spec.config if spec is not None else None
-    return str(OmegaConf.select(saved, "model.method", default="") or "") if saved is not None else ""
-
+    return spec.config if spec is not None else None

@@ -93,7 +93,7 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device | 
             raise CheckpointError(
                 f"Refusing to load '{path}': it contains Python objects that are not plain tensors/containers "
                 f"({msg}). Only checkpoints that load with torch.load(weights_only=True) are accepted; "
-                "convert official checkpoints with `python -m skeleton_diffusion.methods.skeleton_diffusion.convert`."
+                "convert official checkpoints with `python -m skeleton_diffusion.apps.convert --method skeleton_diffusion`."
             ) from exc
         raise CheckpointError(
             f"Could not read checkpoint '{path}': {msg}. The file is corrupt or truncated; "

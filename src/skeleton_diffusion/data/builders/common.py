@@ -222,7 +222,7 @@ def official_file_note(csv_path: str | Path | None) -> str:
     """`` (official file, sha256 verified)`` when ``csv_path`` is byte-identical to a shipped annotation file."""
     if csv_path is None or not Path(csv_path).is_file():
         return ""
-    from skeleton_diffusion.apps.fetch_annotations import ANNOTATION_FILES
+    from skeleton_diffusion.data.annotations import ANNOTATION_FILES
 
     digest = sha256_file(csv_path)
     for rel, (sha, _) in ANNOTATION_FILES.items():

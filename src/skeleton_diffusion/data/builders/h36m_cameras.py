@@ -5,7 +5,7 @@ Pure data plus two accessors. Conventions (those of the VideoPose3D layout, whic
 * ``orientation`` is a unit quaternion ``(w, x, y, z)`` rotating camera coordinates into world coordinates;
   ``translation`` is the camera centre in world coordinates, **millimetres** here (metres after
   :func:`camera_parameters`). World -> camera: ``X_cam = R(q)^T (X_world - t)``
-  (:func:`skeleton_diffusion.data.builders.projection.world_to_camera`).
+  (:func:`skeleton_diffusion.representations.camera.world_to_camera`).
 * Intrinsics are in pixels; :func:`camera_parameters` also returns them normalised to the image width as
   VideoPose3D does (``center`` through ``normalize_screen_coordinates``, ``focal_length / res_w * 2``) and the
   9-vector ``intrinsic = (fx, fy, cx, cy, k1, k2, k3, p1, p2)`` in those units.

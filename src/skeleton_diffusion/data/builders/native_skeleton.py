@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from skeleton_diffusion.skeletons.formats.bvh import native_hierarchy  # noqa: F401  (used by builders)
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_write
 from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, window_rows, write_csv
@@ -140,7 +141,7 @@ def write_native_dataset(
 
 def _read_clip_arrays(input_path: Path, num_joints: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``({clip: [T, J, 3]}, {clip: relative source path})`` from a folder of ``.npy`` files or one ``.npz``."""
-    from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
+    from skeleton_diffusion.utils.errors import DatasetNotPreparedError
 
     clips: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
@@ -198,18 +199,6 @@ def build_native_dataset(
 
 
 # ------------------------------------------------------------------------------------------- BVH, native joints
-def native_hierarchy(motion: Any) -> tuple[list[str], list[int], list[int]]:
-    """The file's own joints without ``End Site`` leaves: ``(names, parents, indices into motion.joints)``."""
-    keep = [j for j, joint in enumerate(motion.joints) if not joint.is_end_site]
-    new = {j: i for i, j in enumerate(keep)}
-    roots = [j for j in keep if motion.joints[j].parent < 0]
-    if len(roots) != 1 or keep[0] != roots[0]:
-        raise DataFormatError(f"{motion.source}: --skeleton native needs exactly one ROOT, found "
-                              f"{[motion.joints[j].name for j in roots]}")
-    parents = [new[motion.joints[j].parent] if motion.joints[j].parent >= 0 else -1 for j in keep]
-    return [motion.joints[j].name for j in keep], parents, keep
-
-
 def bvh_to_native(
     path: str | Path, *, joints: Sequence[str] | None = None, unit: str | float | None = None,
     up: str | None = None, fps: float = 60,
@@ -219,7 +208,8 @@ def bvh_to_native(
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
     from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
-    from skeleton_diffusion.data.builders.bvh import bvh_forward_kinematics, parse_bvh, resample, resolve_unit, to_z_up
+    from skeleton_diffusion.data.builders.bvh import resample
+    from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
 
     motion = parse_bvh(path)
     names, parents, idx = native_hierarchy(motion)

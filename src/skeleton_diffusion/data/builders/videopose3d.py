@@ -23,7 +23,7 @@ import numpy as np
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_path
 from skeleton_diffusion.data.builders.h36m_cameras import NUM_CAMERAS, camera_parameters
-from skeleton_diffusion.data.builders.projection import normalize_screen_coordinates, project_to_2d, world_to_camera
+from skeleton_diffusion.representations.camera import normalize_screen_coordinates, project_to_2d, world_to_camera
 
 __all__ = [
     "H36M_32_TO_17", "TRAIN_SUBJECTS", "TEST_SUBJECTS", "KEYPOINTS_SYMMETRY", "DETECTORS",

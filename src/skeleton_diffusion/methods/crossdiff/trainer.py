@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
 from skeleton_diffusion.training.launch import seeded_device
-from skeleton_diffusion.methods.crossdiff.sampling import is_crossdiff_checkpoint
+from skeleton_diffusion.methods.crossdiff.joints_sampling import is_crossdiff_checkpoint
 from skeleton_diffusion.training.motion import (
     build_text_encoder,
     checkpoint_objects,
@@ -51,7 +51,7 @@ class CrossDiffusion(nn.Module):
 def build_crossdiff(cfg: DictConfig, spec: Any, skeleton: Any) -> CrossDiffusion:
     """CrossDiff network + its two motion-space diffusions from a composed ``model=crossdiff`` config."""
     from skeleton_diffusion.diffusion.motion_space import build_motion_diffusion
-    from skeleton_diffusion.methods.crossdiff.network import CrossDiff, DomainView
+    from skeleton_diffusion.methods.crossdiff.joints_network import CrossDiff, DomainView
 
     a = cfg.model.arch
     cond = condition_cfg(cfg)
@@ -145,7 +145,7 @@ def _init_from(cfg: DictConfig) -> Optional[dict]:
         if str(cfg.model.get("stage", "pretrain")) == "finetune":
             raise ConfigError("experiment=crossdiff_finetune needs model.init_from=<crossdiff_pre run or checkpoint>")
         return None
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import checkpoint_config, resolve_checkpoint
+    from skeleton_diffusion.checkpoints.format import checkpoint_config, resolve_checkpoint
     from skeleton_diffusion.utils.io import safe_torch_load
 
     path = resolve_checkpoint(src)
@@ -166,7 +166,8 @@ def train(setup: RunSetup) -> dict[str, Any]:
 
     from skeleton_diffusion.data.loaders import build_dataloader
     from skeleton_diffusion.data.windows.motion2d import collate_motion2d
-    from skeleton_diffusion.checkpoints.format import CheckpointSaver, load_state_strict, make_meta, retention_from_config
+    from skeleton_diffusion.checkpoints.format import load_state_strict, make_meta
+    from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
     from skeleton_diffusion.training.ema import ema_from_config
     from skeleton_diffusion.training.engine_utils import attach_standard_handlers
     from skeleton_diffusion.training.loggers import attach_running_average, setup_tensorboard

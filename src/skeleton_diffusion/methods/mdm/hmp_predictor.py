@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.tasks.base import WindowPredictor
 from skeleton_diffusion.utils.errors import ConfigError
 
 __all__ = ["build_mdm_predictor"]
@@ -46,7 +47,15 @@ def build_mdm_predictor(cfg: DictConfig, ckpt: Path, device: torch.device
     def predict(obs: torch.Tensor, num_samples: int, *, future: torch.Tensor) -> torch.Tensor:
         return sampler.predict_past(obs, num_samples, pred_length=future.shape[1])
 
-    predict.requires_future = True  # type: ignore[attr-defined]
     noise = str(m.get("noise", "isotropic"))
     method = f"MDM-{noise}"
-    return predict, skeleton, spec.pose_box_size, ckpt, method
+    return WindowPredictor(predict, requires_future=True), skeleton, spec.pose_box_size, ckpt, method
+
+
+def hmp_predictor(cfg: DictConfig, device: torch.device) -> tuple[Callable, Any, float, Path, str]:
+    """Registry hook of ``eval.py`` for an MDM checkpoint (``condition=past``)."""
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
+
+    if not cfg.get("checkpoint_path"):
+        raise ConfigError("checkpoint_path=<MDM run folder or checkpoint> is required")
+    return build_mdm_predictor(cfg, resolve_checkpoint(cfg.checkpoint_path), device)

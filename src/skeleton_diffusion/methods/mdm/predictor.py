@@ -1,7 +1,7 @@
 """Load MDM checkpoints and sample from them: prediction (``condition=past``), generation (action / text) and
 editing by inpainting.
 
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model
     p = load_model("output/hmp/synthetic/diffusion/<mdm run>")     # -> MDMPredictor for MDM checkpoints
     futures = p.predict(obs, num_samples=50, seed=0)               # obs [T_obs, J, 3] metres -> [B, S, T, J, 3]
     motions = p.generate(120, actions=torch.tensor([0, 3]))        # action/text models -> [B, S, T, J, 3] metres
@@ -249,10 +249,15 @@ class MDMPredictor:
 
 def load_mdm(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False) -> MDMPredictor:
     """Load an MDM checkpoint (file or run folder) -> :class:`MDMPredictor`."""
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import resolve_checkpoint
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
     from skeleton_diffusion.utils.device import resolve_device
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
     diffusion, spec, cfg, skeleton, text_encoder = build_mdm_from_checkpoint(path, dev, use_ema=use_ema)
     return MDMPredictor(diffusion, spec, cfg, skeleton, dev, path, text_encoder)
+
+
+def load_run(path: str | Path, device: str | torch.device = "auto", **options: Any) -> MDMPredictor:
+    """Registry hook: an MDM run folder or checkpoint -> :class:`MDMPredictor` (prediction, generation, editing)."""
+    return load_mdm(path, device, **options)

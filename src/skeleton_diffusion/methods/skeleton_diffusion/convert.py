@@ -1,6 +1,6 @@
 """Convert the official SkeletonDiffusion release (Hugging Face ``SkeletonDiffusion/ModelCheckpoints``) to our format.
 
-    python -m skeleton_diffusion.methods.skeleton_diffusion.convert \\
+    python -m skeleton_diffusion.apps.convert --method skeleton_diffusion \\
         trained_models/hmp/amass/diffusion/checkpoints/cvpr_release.pt output/official/amass
     python eval.py dataset=amass checkpoint_path=output/official/amass stats_mode=probabilistic
     python -m skeleton_diffusion.apps.predict checkpoint_path=output/official/amass input=obs.npy output=pred.npz
@@ -29,17 +29,19 @@ rebuilt and loaded (strictly) before anything is written.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from skeleton_diffusion.checkpoints.official import (
+    is_literal as _is_literal,
+    load_official_file,
+    overlay_flat,
+    read_flat_config,
+)
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 _log = logging.getLogger("skeleton_diffusion.convert")
@@ -72,63 +74,6 @@ RECIPES: dict[str, dict[str, list[str]]] = {
 _OBJECT_NODES = frozenset({"network", "diffusion", "optimizer"})
 
 
-# ---------------------------------------------------------------------------------------------- safe loading
-def _numpy_globals() -> list[Any]:
-    """The numpy classes an official checkpoint's ``random_states`` needs (and nothing else)."""
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    allowed: list[Any] = [
-        _reconstruct,
-        (_reconstruct, "numpy.core.multiarray._reconstruct"),   # files written with numpy 1.x
-        (_reconstruct, "numpy._core.multiarray._reconstruct"),  # files written with numpy 2.x
-        np.ndarray,
-        np.dtype,
-    ]
-    dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None and hasattr(dtypes, "UInt32DType"):
-        allowed.append(dtypes.UInt32DType)
-    return allowed
-
-
-#: Names of the extra globals allowed when reading official files (for messages and docs).
-OFFICIAL_NUMPY_GLOBALS = ("numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
-                          "numpy.dtypes.UInt32DType")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if "Unsupported global" in line or "GLOBAL" in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def load_official_file(path: str | Path) -> dict[str, Any]:
-    """Load an official (or our) checkpoint safely: ``weights_only=True``, retried with only the numpy RNG-state
-    classes allow-listed. Raises :class:`CheckpointError` naming the file for anything else."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: '{path}'")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        if not isinstance(exc, __import__("pickle").UnpicklingError) and "weights_only" not in str(exc):
-            raise CheckpointError(f"could not read '{path}': {_first_line(exc)} (corrupt or not a torch file?)") from exc
-        _log.info("'%s' holds numpy objects (official RNG states); loading with weights_only=True and only these "
-                  "numpy classes allow-listed: %s", path.name, ", ".join(OFFICIAL_NUMPY_GLOBALS))
-        try:
-            with torch.serialization.safe_globals(_numpy_globals()):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc2:  # noqa: BLE001
-            raise CheckpointError(
-                f"refusing to load '{path}': it contains Python objects beyond tensors, containers and the numpy "
-                f"RNG-state classes ({_first_line(exc2)}). Only weights_only-safe files are accepted; this is not "
-                "an official SkeletonDiffusion checkpoint, or it was modified.") from exc2
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"'{path}' holds a {type(obj).__name__}, expected a checkpoint dictionary")
-    return dict(obj)
 
 
 def _state_dict(ckpt: Mapping[str, Any], path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -151,58 +96,6 @@ def detect_stage(state: Mapping[str, torch.Tensor]) -> str:
         return "diffusion"
     raise CheckpointError(f"cannot tell whether this is an autoencoder or a diffusion state dict "
                           f"(first keys: {keys[:4]})")
-
-
-# ---------------------------------------------------------------------------------------------- configs
-def read_flat_config(path: str | Path) -> dict[str, Any]:
-    """An official ``config.yaml`` as one flat dict (plain YAML, interpolations kept as strings). Nested configs
-    (ours, or a Hydra dump) are flattened like the official ``flat_hydra_config``."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"could not read config '{path}': {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config '{path}' is not a mapping")
-    for group in ("model", "task", "dataset", "cov_matrix"):
-        if isinstance(data.get(group), dict):
-            sub = data.pop(group)
-            data = {**data, **sub}
-    return data
-
-
-def _is_literal(value: Any) -> bool:
-    if isinstance(value, str):
-        return "${" not in value
-    if isinstance(value, dict):
-        return True
-    if isinstance(value, list):
-        return all(_is_literal(v) for v in value)
-    return value is None or isinstance(value, (int, float, bool))
-
-
-def overlay_flat(ours: DictConfig, flat: Mapping[str, Any], *, skip: Iterable[str] = (), prefix: str = "") -> list[str]:
-    """Set every key of ``ours`` (recursively into sub-dicts) that ``flat`` also has to the official value.
-
-    Values that are interpolations in the official file (``${eval:...}``) are ignored; our object nodes
-    (``network``, ``diffusion``, ``optimizer``) are never replaced. Returns the dotted keys that changed."""
-    changed: list[str] = []
-    skip = set(skip) | _OBJECT_NODES
-    for key in list(ours.keys()):
-        key = str(key)
-        if key in skip or key not in flat or not _is_literal(flat[key]):
-            continue
-        node = ours._get_node(key)
-        val = flat[key]
-        if isinstance(node, DictConfig):
-            if isinstance(val, Mapping):
-                changed += overlay_flat(node, val, prefix=f"{prefix}{key}.")
-            continue
-        old = None if OmegaConf.is_interpolation(ours, key) else ours[key]
-        if OmegaConf.is_interpolation(ours, key) or old != val:
-            ours[key] = val
-            changed.append(f"{prefix}{key}")
-    return changed
 
 
 def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
@@ -538,59 +431,21 @@ def convert_diffusion(diff_path: str | Path, out_dir: str | Path, *, autoencoder
     return out
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m skeleton_diffusion.methods.skeleton_diffusion.convert",
-        description="Convert an official SkeletonDiffusion checkpoint (Hugging Face release) into a run folder "
-                    "of this code base (OUT_DIR/checkpoints/*.pt + OUT_DIR/config.yaml).")
-    p.add_argument("checkpoint", help="official diffusion checkpoint (e.g. .../diffusion/checkpoints/cvpr_release.pt), "
-                                      "or an autoencoder checkpoint with --stage autoencoder")
-    p.add_argument("out_dir", help="output run folder (must not hold a run yet, unless --force)")
-    p.add_argument("--stage", choices=("auto", "diffusion", "autoencoder"), default="auto",
-                   help="what CHECKPOINT is (auto: detected from its keys)")
-    p.add_argument("--autoencoder", help="official autoencoder checkpoint of the diffusion model "
-                                         "(default: the config's pretrained_autoencoder_path or ../autoencoder/)")
-    p.add_argument("--dataset", choices=DATASETS, help="dataset / paper recipe when no official config.yaml is found")
-    p.add_argument("--config", help="official flat diffusion config.yaml (default: found beside the checkpoint)")
-    p.add_argument("--autoencoder-config", help="official flat autoencoder config.yaml (default: beside it)")
-    p.add_argument("--force", action="store_true", help="replace an existing run in OUT_DIR")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> Path:
-    from skeleton_diffusion.utils.cli import run_cli
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-
-    def _run() -> Path:
-        stage = args.stage
-        _check_out_dir(Path(args.out_dir).expanduser(), args.force)  # before reading a large file
-        loaded = load_official_file(args.checkpoint)
-        if stage == "auto":
-            stage = detect_stage(_state_dict(loaded, Path(args.checkpoint), "official"))
-        if stage == "autoencoder":
-            if args.autoencoder or args.config:
-                raise ConfigError("--autoencoder/--config apply to diffusion checkpoints; for an autoencoder file "
-                                  "use --autoencoder-config")
-            out = convert_autoencoder(args.checkpoint, args.out_dir, dataset=args.dataset,
-                                      ae_config=args.autoencoder_config, force=args.force, loaded=loaded)
-            print(f"converted autoencoder -> {out}\nuse it with: python train_diffusion.py "
-                  f"model.pretrained_autoencoder_path={Path(args.out_dir)}")
-            return out
-        out = convert_diffusion(args.checkpoint, args.out_dir, autoencoder=args.autoencoder, dataset=args.dataset,
-                                config=args.config, ae_config=args.autoencoder_config, force=args.force,
-                                loaded=loaded)
-        print(f"converted diffusion model -> {out}\n"
-              f"evaluate: python eval.py dataset=<dataset> checkpoint_path={Path(args.out_dir)}\n"
-              f"predict:  python -m skeleton_diffusion.apps.predict checkpoint_path={Path(args.out_dir)} "
-              "input=obs.npy output=pred.npz")
-        return out
-
-    return run_cli(_run)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+def convert(src: str | Path, out_dir: str | Path, *, config: Optional[str | Path] = None, force: bool = False,
+            stage: str = "auto", autoencoder: Optional[str | Path] = None, dataset: Optional[str] = None,
+            autoencoder_config: Optional[str | Path] = None) -> Path:
+    """Registry hook (``python -m skeleton_diffusion.apps.convert --method skeleton_diffusion SRC OUT``): an official
+    diffusion checkpoint (with its autoencoder) or, with ``stage='autoencoder'``, an autoencoder checkpoint -> our
+    run folder; returns the checkpoint written."""
+    _check_out_dir(Path(out_dir).expanduser(), force)  # before reading a large file
+    loaded = load_official_file(src)
+    if stage == "auto":
+        stage = detect_stage(_state_dict(loaded, Path(src), "official"))
+    if stage == "autoencoder":
+        if autoencoder or config:
+            raise ConfigError("--autoencoder/--config apply to diffusion checkpoints; for an autoencoder file "
+                              "use --autoencoder-config")
+        return convert_autoencoder(src, out_dir, dataset=dataset, ae_config=autoencoder_config, force=force,
+                                   loaded=loaded)
+    return convert_diffusion(src, out_dir, autoencoder=autoencoder, dataset=dataset, config=config,
+                             ae_config=autoencoder_config, force=force, loaded=loaded)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from skeleton_diffusion.diffusion.covariance import build_correlation  # noqa: F401  (re-exported for configs)
 from skeleton_diffusion.skeletons.skeleton import Skeleton
 from skeleton_diffusion.utils.errors import ConfigError
 
@@ -29,20 +29,6 @@ def build_autoencoder(model_cfg: DictConfig, skeleton: Skeleton) -> nn.Module:
     if "network" not in model_cfg:
         raise ConfigError("model config has no 'network' node (expected configs/model/autoencoder.yaml keys)")
     return instantiate(model_cfg.network, num_nodes=skeleton.num_nodes, node_types=list(skeleton.node_types))
-
-
-def build_correlation(cov_cfg: Mapping[str, Any] | None, skeleton: Skeleton) -> torch.Tensor:
-    """Correlation matrix ``[N, N]`` for the diffusion covariance (``cov_matrix=adjacency|reachability``)."""
-    cov_cfg = dict(cov_cfg or {"covariance_matrix_type": "adjacency"})
-    kind = cov_cfg.get("covariance_matrix_type", "adjacency")
-    if kind == "adjacency":
-        mat = skeleton.adjacency()
-    elif kind == "reachability":
-        mat = skeleton.reachability(factor=float(cov_cfg.get("reachability_matrix_degree_factor", 0.5)),
-                                    stop_at=cov_cfg.get("reachability_matrix_stop_at", "hips"))
-    else:
-        raise ConfigError(f"cov_matrix.covariance_matrix_type must be 'adjacency' or 'reachability', got {kind!r}")
-    return torch.as_tensor(mat, dtype=torch.float32)
 
 
 def build_denoiser(model_cfg: DictConfig, skeleton: Skeleton, latent_size: int) -> nn.Module:

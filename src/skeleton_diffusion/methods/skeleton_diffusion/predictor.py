@@ -1,6 +1,6 @@
 """Load a trained SkeletonDiffusion model and predict futures for your own observations.
 
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
+    from skeleton_diffusion.methods.registry import load_model      # any method's run; SkeletonDiffusion here
     predictor = load_model("output/hmp/amass/diffusion/<run>")            # run folder or checkpoint file
     futures = predictor.predict(obs, num_samples=50, seed=0)                # obs: [T_obs, J, 3] metres
     # futures: [B, S, T_pred, J, 3] metres, same joint order as obs; the hip trajectory is held at the last
@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from skeleton_diffusion.checkpoints.format import checkpoint_config, resolve_checkpoint
 from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
 from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
 from skeleton_diffusion.utils.device import resolve_device
@@ -26,27 +27,6 @@ from skeleton_diffusion.utils.errors import CheckpointError
 from skeleton_diffusion.utils.io import safe_torch_load
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the newest checkpoint of a run folder (``last.pt`` / highest epoch)."""
-    from skeleton_diffusion.checkpoints.format import resolve_checkpoint as _resolve
-
-    return _resolve(path, what="checkpoint_path")
-
-
-def checkpoint_config(ckpt: dict, path: Path) -> DictConfig:
-    """The training config stored in a checkpoint's ``meta`` (ours), else the run folder's ``config.yaml``."""
-    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
-    if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
-        return OmegaConf.create(meta["config"])
-    from skeleton_diffusion.checkpoints.format import run_config_path
-
-    cand = run_config_path(path)
-    if cand is not None:
-        from skeleton_diffusion.config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback
-
-        return load_config(cand, what="run config")
-    raise CheckpointError(f"'{path}' carries no config and no config.yaml was found beside it; convert official "
-                          "checkpoints with `python -m skeleton_diffusion.methods.skeleton_diffusion.convert`")
 
 
 def checkpoint_skeleton(meta: dict, skeleton_name: str, path: Path | str = "<checkpoint>") -> Skeleton:
@@ -172,21 +152,61 @@ class Predictor:
         return full.numpy() if return_numpy else full
 
 
-def load_model(checkpoint_or_run_dir: str | Path, device: str | torch.device = "auto", *,
-               use_ema: bool = False, cpu_keep_freed_memory: bool = True) -> Predictor:
-    """Load a diffusion checkpoint (file or run folder) -> :class:`Predictor` (an
-    :class:`~skeleton_diffusion.methods.mdm.predictor.MDMPredictor` for MDM checkpoints). On CPU,
-    ``cpu_keep_freed_memory`` applies :func:`~skeleton_diffusion.utils.cpu_allocator.keep_freed_cpu_memory`."""
+def load_run(checkpoint_or_run_dir: str | Path, device: str | torch.device = "auto", *,
+             use_ema: bool = False, cpu_keep_freed_memory: bool = True) -> Predictor:
+    """Registry hook: a SkeletonDiffusion diffusion checkpoint (file or run folder) -> :class:`Predictor`. Load any
+    method's run with :func:`skeleton_diffusion.methods.registry.load_model`. On CPU, ``cpu_keep_freed_memory``
+    applies :func:`~skeleton_diffusion.utils.cpu_allocator.keep_freed_cpu_memory`."""
     path = resolve_checkpoint(checkpoint_or_run_dir)
     dev = resolve_device(device)
     if dev.type == "cpu":  # as training and eval.py: freed tensor memory is reused instead of page-faulted back
         from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 
         keep_freed_cpu_memory(cpu_keep_freed_memory)
-    from skeleton_diffusion.methods.mdm.predictor import is_mdm_checkpoint, load_mdm
-
-    if is_mdm_checkpoint(safe_torch_load(path)):
-        return load_mdm(path, dev, use_ema=use_ema)  # type: ignore[return-value]
     model, cfg, skeleton = build_from_checkpoint(path, dev, use_ema=use_ema)
     return Predictor(model=model, config=cfg, skeleton=skeleton, device=dev, checkpoint=path)
 
+
+def hmp_predictor(cfg: DictConfig, device: torch.device) -> tuple[Any, Any, float, Path, str]:
+    """Registry hook of ``eval.py`` for a SkeletonDiffusion checkpoint: ``(predict_fn, skeleton, pose_box_size,
+    checkpoint, "SkeletonDiffusion")``; the predictor draws its noise per window (``noise_seeding``)."""
+    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import network_dtype
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.tasks.base import WindowPredictor
+    from skeleton_diffusion.tasks.hmp.protocol import check_processed_joint_names, noise_seeding, window_generators
+    from skeleton_diffusion.utils.errors import ConfigError
+
+    if not cfg.get("checkpoint_path"):
+        raise ConfigError("checkpoint_path=<diffusion checkpoint or run folder> is required "
+                          "(or method_specs=zero_velocity for the baseline)")
+
+    ckpt = resolve_checkpoint(cfg.checkpoint_path)
+    model, train_cfg, skeleton = build_from_checkpoint(ckpt, device, use_ema=bool(cfg.get("use_ema_weights", False)))
+    data_skel = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
+    if data_skel.joint_names != skeleton.joint_names:
+        from skeleton_diffusion.skeletons.formats.files import describe_mismatch
+
+        raise ConfigError(describe_mismatch(f"the checkpoint '{ckpt}'", skeleton, f"dataset={cfg.dataset.dataset_name}",
+                                            data_skel)
+                          + "; evaluate it on a dataset with the same joints (3dpw works zero-shot with AMASS "
+                          "models), or across skeletons with evaluation/cross_skeleton.py and a joint map")
+    check_processed_joint_names(cfg, skeleton)
+    obs_len = int(cfg.task.history_sec * cfg.dataset.fps)
+    if obs_len != model.obs_length:
+        raise ConfigError(f"dataset {cfg.dataset.dataset_name} gives {obs_len} observed frames "
+                          f"({cfg.task.history_sec} s at {cfg.dataset.fps} fps) but the model was trained with "
+                          f"{model.obs_length}")
+
+    seeding, dtype = noise_seeding(cfg), network_dtype(cfg.get("sampling_precision", "fp32"))
+
+    def predict(obs: torch.Tensor, num_samples: int, *, future: torch.Tensor, extra: Any = None,
+                seed: int | None = None) -> torch.Tensor:
+        gen = window_generators(seeding, seed, extra, num_samples, obs.shape[0])
+        return model.predict(obs, num_samples, pred_length=future.shape[1], generator=gen, network_dtype=dtype)
+
+    # future: only its horizon is read (long-term uses a longer one); extra/seed: per-window noise
+    return WindowPredictor(predict, requires_future=True, requires_extra=True, requires_seed=True,
+                           per_window_noise=seeding == "per_window"), skeleton, model.pose_box_size, ckpt, "SkeletonDiffusion"
+
+
+NOISE_SEEDING = ("per_window", "global")

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
 from skeleton_diffusion.skeletons.skeleton import get_skeleton
-from skeleton_diffusion.checkpoints.format import CheckpointSaver, make_meta, retention_from_config
+from skeleton_diffusion.checkpoints.format import make_meta
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
 from skeleton_diffusion.training.visual_logging import log_prediction_visuals
 from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 

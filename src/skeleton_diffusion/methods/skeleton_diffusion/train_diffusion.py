@@ -21,7 +21,8 @@ from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffu
 from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
-from skeleton_diffusion.checkpoints.format import CheckpointSaver, load_state_strict, make_meta, retention_from_config
+from skeleton_diffusion.checkpoints.format import load_state_strict, make_meta
+from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
 from skeleton_diffusion.training.visual_logging import log_prediction_visuals
 from skeleton_diffusion.training.launch import RunSetup, autoencoder_run_config, average_gradients, build_train_loader, launch, lr_scheduler_from_config, resume_run_and_summarise, seeded_device, setup_run
 
@@ -223,21 +224,10 @@ def _worker(local_rank: int, cfg: DictConfig, overrides: list[str] | None = None
 
 
 def main(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``train_diffusion.py``.
+    """Stage 2 of SkeletonDiffusion (``train_diffusion.py`` with a SkeletonDiffusion model config; other methods
+    reach their own trainers through :func:`skeleton_diffusion.methods.registry.train`).
 
-    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's).
-    ``model=mdm`` (``model.method == 'mdm'``) trains MDM in motion space (:mod:`.mdm_trainer`)."""
-    from skeleton_diffusion.training.run_dir import run_method
-
-    method = run_method(cfg)
-    if method == "mdm":
-        from skeleton_diffusion.training.motion import main as mdm_main
-
-        return mdm_main(cfg, overrides)
-    if method == "crossdiff":
-        from skeleton_diffusion.methods.crossdiff.trainer import main as crossdiff_main
-
-        return crossdiff_main(cfg, overrides)
+    ``overrides``: command-line overrides re-applied to a resumed run's saved config (default: Hydra's)."""
     result = launch(_worker, cfg, overrides)
     if result and result.get("run_dir"):
         print(f"\ndiffusion run: {result['run_dir']}\nfinal checkpoint: {result['checkpoint']}")

@@ -6,6 +6,8 @@ Both follow the evaluator's ``predict_fn(obs, num_samples, ...) -> [B, S, T_pred
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from skeleton_diffusion.utils.errors import InputError
@@ -59,3 +61,11 @@ class GroundTruthOracle:
             noise = torch.randn(out[:, 1:].shape, generator=self.generator, dtype=out.dtype, device="cpu")
             out[:, 1:] += self.perturb_std * noise.to(out.device)
         return out
+
+
+def hmp_predictor(cfg: Any, device: Any) -> tuple[Any, Any, float, None, str]:
+    """Registry hook of ``eval.py method_specs=zero_velocity``: ``(predict_fn, skeleton, pose_box_size, None, name)``."""
+    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+
+    skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
+    return ZeroVelocityBaseline(), skeleton, float(cfg.task.pose_box_size), None, "ZeroVelocityBaseline"

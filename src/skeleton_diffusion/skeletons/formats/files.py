@@ -183,8 +183,8 @@ def _from_lists(name: str, names: Sequence[str], parents: Sequence[int], keep: S
 def skeleton_from_bvh(path_or_motion: Any, name: str | None = None, *, joints: Sequence[str] | None = None,
                       ) -> Skeleton:
     """The hierarchy of a BVH file (``End Site`` leaves dropped; ``joints``: optional subset, root always kept)."""
-    from skeleton_diffusion.data.builders.bvh import parse_bvh
-    from skeleton_diffusion.data.builders.native_skeleton import native_hierarchy
+    from skeleton_diffusion.skeletons.formats.bvh import parse_bvh
+    from skeleton_diffusion.skeletons.formats.bvh import native_hierarchy
 
     motion = path_or_motion if hasattr(path_or_motion, "joints") else parse_bvh(path_or_motion)
     names, parents, _ = native_hierarchy(motion)

@@ -35,13 +35,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from skeleton_diffusion.data.windows.generation import GenerationDataset, build_generation_dataset, collate_generation
+from skeleton_diffusion.data.windows.generation import GenerationDataset, build_generation_dataset
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 from skeleton_diffusion.tasks.generation.evaluator_networks import GenerationEvaluator, load_evaluator
@@ -175,28 +175,12 @@ def _run_dict(metrics: dict[str, float], ds: GenerationDataset, seed: int, condi
             "stats_mode": f"generation/{condition}", "wall_time_s": wall}  # fmt: skip
 
 
-def load_generator(path: str | Path, device: torch.device) -> Any:
-    """A generator from a checkpoint or run folder (MDM: ``inference_mdm.load_mdm``, else ``inference.load_model``)."""
-    from skeleton_diffusion.methods.crossdiff.sampling import maybe_load_crossdiff
-
-    crossdiff = maybe_load_crossdiff(path, device)
-    if crossdiff is not None:
-        return crossdiff
-    try:
-        from skeleton_diffusion.methods.mdm.predictor import load_mdm
-    except ImportError:
-        load_mdm = None
-    if load_mdm is not None:
-        return load_mdm(path, device)
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import load_model
-
-    model = load_model(path, device)
-    if not hasattr(model, "generate"):
-        raise ConfigError(f"checkpoint '{path}' is not a generation model (its predictor has no generate()).")
-    return model
+#: ``load_generator(path, device) -> generator`` (a :class:`~skeleton_diffusion.tasks.base.Generator`): ``eval.py``
+#: passes the method registry's loader, so this module never imports a method.
+GeneratorLoader = Callable[[Any, torch.device], Any]
 
 
-def main(cfg: DictConfig) -> dict[str, Any]:
+def main(cfg: DictConfig, load_generator: GeneratorLoader) -> dict[str, Any]:
     """``eval.py task=generation``: write ``results.{json,csv,md}`` and return the summary."""
     from skeleton_diffusion.tasks.results import format_table, summarize, write_results
 

@@ -178,7 +178,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
-    from skeleton_diffusion.utils.cli import run_cli
+    from skeleton_diffusion.config.cli import run_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

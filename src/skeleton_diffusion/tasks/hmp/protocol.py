@@ -15,11 +15,9 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
 from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.utils.io import safe_torch_load
 
 _log = logging.getLogger(__name__)
 
@@ -67,54 +65,15 @@ def _check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
         raise ConfigError(describe_mismatch(f"the processed data '{path}'", names, "the checkpoint", skeleton))
 
 
-def build_predictor(cfg: DictConfig, device: torch.device) -> tuple[Callable, Any, float, Path | None, str]:
-    """-> ``(predict_fn, skeleton, pose_box_size, checkpoint or None, method_name)``."""
-    method = str(cfg.method_specs.get("method_name", "SkeletonDiffusion"))
-    if method == "ZeroVelocityBaseline":
-        from skeleton_diffusion.methods.zero_velocity.predictor import ZeroVelocityBaseline
+#: ``build_predictor(cfg, device) -> (predict_fn, skeleton, pose_box_size, checkpoint or None, method_name)``: how
+#: the protocol gets its model. ``eval.py`` passes the registry's (each method's ``hmp_predictor`` hook), so this
+#: module never imports a method.
+PredictorBuilder = Callable[[DictConfig, torch.device], tuple[Callable, Any, float, "Path | None", str]]
 
-        skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
-        return ZeroVelocityBaseline(), skeleton, float(cfg.task.pose_box_size), None, method
-    if not cfg.get("checkpoint_path"):
-        raise ConfigError("checkpoint_path=<diffusion checkpoint or run folder> is required "
-                          "(or method_specs=zero_velocity for the baseline)")
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import build_from_checkpoint, resolve_checkpoint
 
-    ckpt = resolve_checkpoint(cfg.checkpoint_path)
-    from skeleton_diffusion.methods.mdm.predictor import is_mdm_checkpoint
-
-    if is_mdm_checkpoint(safe_torch_load(ckpt)):
-        from skeleton_diffusion.methods.mdm.hmp_predictor import build_mdm_predictor
-
-        return build_mdm_predictor(cfg, ckpt, device)
-    model, train_cfg, skeleton = build_from_checkpoint(ckpt, device, use_ema=bool(cfg.get("use_ema_weights", False)))
-    data_skel = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
-    if data_skel.joint_names != skeleton.joint_names:
-        from skeleton_diffusion.skeletons.formats.files import describe_mismatch
-
-        raise ConfigError(describe_mismatch(f"the checkpoint '{ckpt}'", skeleton, f"dataset={cfg.dataset.dataset_name}",
-                                            data_skel)
-                          + "; evaluate it on a dataset with the same joints (3dpw works zero-shot with AMASS "
-                          "models), or across skeletons with evaluation/cross_skeleton.py and a joint map")
+def check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
+    """The processed data's stored joint names (if any) equal the model's."""
     _check_processed_joint_names(cfg, skeleton)
-    obs_len = int(cfg.task.history_sec * cfg.dataset.fps)
-    if obs_len != model.obs_length:
-        raise ConfigError(f"dataset {cfg.dataset.dataset_name} gives {obs_len} observed frames "
-                          f"({cfg.task.history_sec} s at {cfg.dataset.fps} fps) but the model was trained with "
-                          f"{model.obs_length}")
-
-    from skeleton_diffusion.methods.skeleton_diffusion.pipeline import network_dtype
-
-    seeding, dtype = noise_seeding(cfg), network_dtype(cfg.get("sampling_precision", "fp32"))
-
-    def predict(obs: torch.Tensor, num_samples: int, *, future: torch.Tensor, extra: Any = None,
-                seed: int | None = None) -> torch.Tensor:
-        gen = window_generators(seeding, seed, extra, num_samples, obs.shape[0])
-        return model.predict(obs, num_samples, pred_length=future.shape[1], generator=gen, network_dtype=dtype)
-
-    predict.requires_future = True  # type: ignore[attr-defined]  # the horizon (long-term uses a longer one)
-    predict.per_window_noise = seeding == "per_window"  # type: ignore[attr-defined]
-    return predict, skeleton, model.pose_box_size, ckpt, method
 
 
 NOISE_SEEDING = ("per_window", "global")
@@ -147,44 +106,29 @@ def window_generators(mode: str, seed: int | None, extra: Any, rows_per_window: 
 
 
 # ``task.task_name`` -> module whose ``main(cfg)`` evaluates that task (``hmp`` is this module).
-TASK_PROTOCOLS: dict[str, str] = {
-    "lifting": "skeleton_diffusion.tasks.lifting.protocol",
-    "generation": "skeleton_diffusion.tasks.generation.protocol",
-}
-
-
-def main(cfg: DictConfig) -> dict[str, Any]:
-    """Run the evaluation described by ``cfg`` (``configs/eval.yaml``); writes and returns the summary.
-
-    ``task=hmp`` (default) runs the motion-prediction protocol below; other tasks dispatch to the module
-    named in :data:`TASK_PROTOCOLS`."""
-    task_name = str(cfg.get("task", {}).get("task_name", "hmp"))
-    if task_name != "hmp":
-        if task_name not in TASK_PROTOCOLS:
-            raise ConfigError(f"task={task_name} has no evaluation protocol; known: hmp, {', '.join(TASK_PROTOCOLS)}")
-        import importlib
-
-        return importlib.import_module(TASK_PROTOCOLS[task_name]).main(cfg)
+def main(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[str, Any]:
+    """Run the motion-prediction evaluation described by ``cfg`` (``configs/eval.yaml``); writes and returns the
+    summary. ``build_predictor`` makes the model (``eval.py`` passes the method registry's)."""
     nproc = int(cfg.get("nproc_per_node", 1) or 1)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if nproc > 1 or torchrun:
-        return _launch_sharded(cfg, nproc, torchrun)
-    return _evaluate_hmp(cfg)
+        return _launch_sharded(cfg, nproc, torchrun, build_predictor)
+    return _evaluate_hmp(cfg, build_predictor)
 
 
-def _sharded_worker(local_rank: int, cfg: DictConfig, summary_file: str | None) -> None:
+def _sharded_worker(local_rank: int, cfg: DictConfig, summary_file: str | None, build_predictor: PredictorBuilder) -> None:
     import json
 
     import ignite.distributed as idist
 
     if resolve_device(cfg.get("device", "auto")).type == "cpu":  # share the cores instead of oversubscribing
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, idist.get_nproc_per_node())))
-    out = _evaluate_hmp(cfg)
+    out = _evaluate_hmp(cfg, build_predictor)
     if idist.get_rank() == 0 and summary_file:
         Path(summary_file).write_text(json.dumps(out, default=str))
 
 
-def _launch_sharded(cfg: DictConfig, nproc: int, torchrun: bool) -> dict[str, Any]:
+def _launch_sharded(cfg: DictConfig, nproc: int, torchrun: bool, build_predictor: PredictorBuilder) -> dict[str, Any]:
     """Sharded evaluation: ``nproc_per_node=N`` spawns N processes (gloo on CPU, nccl on CUDA unless
     ``dist_backend``), or joins a ``torchrun`` group. Each process evaluates its block of windows; the metrics are
     reduced over all of them (:func:`~.evaluator.evaluate`); rank 0 writes the results."""
@@ -204,19 +148,19 @@ def _launch_sharded(cfg: DictConfig, nproc: int, torchrun: bool) -> dict[str, An
         with idist.Parallel(backend=backend):
             if resolve_device(cfg.get("device", "auto")).type == "cpu":
                 torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, idist.get_nproc_per_node())))
-            return _evaluate_hmp(cfg)
+            return _evaluate_hmp(cfg, build_predictor)
     fd, summary = tempfile.mkstemp(prefix="sd-eval-", suffix=".json")
     os.close(fd)
     try:
         with idist.Parallel(backend=backend, nproc_per_node=nproc) as parallel:
-            parallel.run(_sharded_worker, cfg, summary)
+            parallel.run(_sharded_worker, cfg, summary, build_predictor)
         text = Path(summary).read_text()
         return json.loads(text) if text else {}
     finally:
         Path(summary).unlink(missing_ok=True)
 
 
-def _evaluate_hmp(cfg: DictConfig) -> dict[str, Any]:
+def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[str, Any]:
     """The motion-prediction protocol in this process (one shard of it inside a process group)."""
     import torch.distributed as dist
 

@@ -6,7 +6,7 @@
   the 2D chain down to step ``change_idx``; there the 2D→3D decoder gives x̂₀³ᴰ, which is re-noised to the next
   kept step (``q_sample``) and the 3D chain finishes (``change_idx = 0``: x̂₀³ᴰ is the result).
 
-    from skeleton_diffusion.methods.crossdiff.sampling import load_crossdiff
+    from skeleton_diffusion.methods.crossdiff.joints_sampling import load_crossdiff
     g = load_crossdiff("output/.../<crossdiff run>")
     motion = g.generate(texts=["a person walks forward"], num_samples=2, start="2d")  # [B, S, T, J, 3] metres
 
@@ -61,7 +61,7 @@ def sample_crossdiff(model: Any, text: Tensor, *, start: str = "3d", steps: Opti
     :class:`~.crossdiff_trainer.CrossDiffusion` (module doc for ``start``)."""
     from skeleton_diffusion.diffusion.respace import guided_x0, sample_motion, space_timesteps
     from skeleton_diffusion.diffusion.samplers import white_noise
-    from skeleton_diffusion.methods.crossdiff.network import DomainView
+    from skeleton_diffusion.methods.crossdiff.joints_network import DomainView
 
     if start not in START_DOMAINS:
         raise InputError(f"start must be one of {START_DOMAINS}, got {start!r}")
@@ -157,8 +157,8 @@ def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use
 def maybe_load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, start: Optional[str] = None,
                          use_ema: bool = False) -> Optional[CrossDiffPredictor]:
     """:func:`load_crossdiff` when ``path`` (file or run folder) is a CrossDiff checkpoint, else None (the hook
-    ``evaluation.generation_protocol.load_generator`` calls; ``start`` None = '3d')."""
-    from skeleton_diffusion.methods.skeleton_diffusion.predictor import resolve_checkpoint
+    the generation protocol calls through the registry; ``start`` None = '3d')."""
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
     from skeleton_diffusion.utils.io import safe_torch_load
 
     if not is_crossdiff_checkpoint(safe_torch_load(resolve_checkpoint(path))):

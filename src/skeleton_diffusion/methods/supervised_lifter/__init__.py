@@ -1,0 +1,1 @@
+"""supervised_lifter."""
