@@ -53,7 +53,7 @@ def _build(device):
     from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
     from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
     from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     torch.manual_seed(0)
     ae = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)

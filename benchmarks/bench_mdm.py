@@ -51,7 +51,7 @@ def build_mdm(device, noise: str, timesteps: int = 1000):
 
     from skeleton_diffusion.diffusion.motion_space import build_motion_diffusion
     from skeleton_diffusion.nn.motion_transformer import MDM
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     torch.manual_seed(0)
     sk = get_skeleton("amass")
@@ -68,7 +68,7 @@ def build_sd(device):
     from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder
     from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
     from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     torch.manual_seed(0)
     ae = AutoEncoder(num_nodes=21, node_types=AMASS_TYPES, latent_size=96, enc_num_layers=2)

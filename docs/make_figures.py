@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.viz.plots import skeleton_figure
 
 HERE = Path(__file__).resolve().parent

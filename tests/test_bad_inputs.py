@@ -84,7 +84,7 @@ def test_observation_file_errors_name_the_file(tmp_path, suffix, case):
 def test_observation_wrong_content_and_shape(tmp_path):
     from skeleton_diffusion.tasks.hmp.input_checks import validate_observation
     from skeleton_diffusion.apps.predict import load_observation
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     words = tmp_path / "words.npy"
     np.save(words, np.array(["a", "b"]))

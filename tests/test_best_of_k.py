@@ -8,7 +8,7 @@ from torch import nn
 
 from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.methods.skeleton_diffusion.best_of_k import (
     auto_chunk_size,
     best_of_k_loss,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skeleton_diffusion.data.builders.common import read_processed, window_rows, write_csv
+from skeleton_diffusion.data.segments import window_rows, write_csv
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.data.builders.threedpw import LR_PERMUTATION, actor_key, build_3dpw, to_amass_convention
 from skeleton_diffusion.apps.create_3dpw_dataset import main as pw_main
 from test_builders_smplh_fk import make_body_model_npz, reference_joints

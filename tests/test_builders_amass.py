@@ -13,7 +13,8 @@ import zarr
 
 from skeleton_diffusion.data.builders import amass as amass_mod
 from skeleton_diffusion.data.builders.amass import build_amass, extract_archive, load_gendered_models
-from skeleton_diffusion.data.builders.common import read_processed, resolve_device
+from skeleton_diffusion.data.builders.common import resolve_device
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.apps.create_amass_dataset import main as amass_main
 from test_builders_smplh_fk import make_body_model_npz, reference_joints
 

@@ -9,16 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skeleton_diffusion.data.builders.bvh import (
-    SMPL22_NAMES,
-    builtin_map,
-    bvh_to_amass22,
-    load_joint_map,
-    resample,
-    split_clips,
-)
+from skeleton_diffusion.data.builders.bvh import SMPL22_NAMES, builtin_map, bvh_to_amass22, load_joint_map
+from skeleton_diffusion.data.builders.common import resample, split_clips
 from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
-from skeleton_diffusion.data.builders.common import read_processed
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.apps.create_bvh_dataset import main as bvh_main
 from skeleton_diffusion.utils.errors import DataFormatError
 

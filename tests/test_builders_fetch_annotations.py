@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from skeleton_diffusion.apps import fetch_annotations as fa
+from skeleton_diffusion.data import annotations as fa
 
 
 def test_pinned_urls_point_at_the_official_layout():

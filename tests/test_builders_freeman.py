@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skeleton_diffusion.data.builders.common import read_processed, write_csv
+from skeleton_diffusion.data.segments import write_csv
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.data.builders.freeman import build_freeman, freeman_segment_rows, preprocess_keypoints
 from skeleton_diffusion.apps.create_freeman_dataset import main as freeman_main
 from skeleton_diffusion.utils.errors import DataFormatError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cdflib.cdfwrite import CDF
 
-from skeleton_diffusion.data.builders.common import read_processed
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.data.builders.h36m import (
     CONVERSION_IDX_H36M_32TO17,
     build_h36m,
@@ -73,7 +73,7 @@ def test_build_h36m_from_cdf(h36m_root):
     # test windows: Sitting_1 180 -> 3 (0,25,50), Photo_1 150 -> 2, WalkDog 126 -> 1, Directions_1 200 -> 4
     assert summary.csv_ok and summary.windows["test"] == 10
     from skeleton_diffusion.data.processed import read_joint_names
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     # the processed file carries its joint order (issue 17), beside the official layout
     assert read_joint_names(root / "processed/Human36M/hmp/data_3d_h36m.npz") == list(get_skeleton("h36m").joint_names)

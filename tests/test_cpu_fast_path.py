@@ -9,7 +9,7 @@ import torch
 
 from skeleton_diffusion.nn.graph import kernels as cpu_kernels
 from skeleton_diffusion.methods.skeleton_diffusion import denoiser_fast
-from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser
+from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser, fast_path_supported
 
 needs_onednn = pytest.mark.skipif(not cpu_kernels.onednn_linear_available(),
                                   reason="this PyTorch build has no usable oneDNN linear")
@@ -91,7 +91,7 @@ def test_denoiser_dispatches_to_the_fast_path_only_without_grad(monkeypatch) -> 
     assert calls == [1]
     monkeypatch.delenv("SKELETON_DIFFUSION_FAST_CPU")
     layer_norm = _denoiser(norm_type="layer")
-    assert not denoiser_fast.supports(layer_norm)
+    assert not fast_path_supported(layer_norm)
     with torch.no_grad():
         layer_norm(x, t, x_cond=cond)
     assert calls == [1]

@@ -14,7 +14,8 @@ from skeleton_diffusion.tasks.hmp.cross_skeleton import (
     map_to_model,
     resample_window,
 )
-from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
+from skeleton_diffusion.skeletons.skeleton import Skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
 _CMU = [("Hips", None), ("LHipJoint", "Hips"), ("LeftUpLeg", "LHipJoint"), ("LeftLeg", "LeftUpLeg"),

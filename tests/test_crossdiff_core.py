@@ -240,7 +240,7 @@ def test_finetune_needs_the_first_stage_and_dispatch():
 
 def test_body_parts_match_the_official_smpl_split():
     from skeleton_diffusion.tasks.generation.body_parts import part_joint_indices, select_part
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.utils.errors import ConfigError
 
     names = get_skeleton("amass").joint_names  # SMPL-22 order

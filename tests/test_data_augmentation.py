@@ -10,7 +10,7 @@ from skeleton_diffusion.data.augment.augmentation import (
     rotate_z,
     rotation_matrix_z,
 )
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 
 def _x(seed=0, shape=(5, 22, 3)):

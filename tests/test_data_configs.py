@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from skeleton_diffusion.data.windows.hmp import DATASET_TYPES
 from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dataset"
 

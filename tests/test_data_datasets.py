@@ -10,7 +10,7 @@ from skeleton_diffusion.data.processed import save_processed
 from skeleton_diffusion.data.augment.augmentation import rotation_matrix_z
 from skeleton_diffusion.data.mmgt import write_mmgt
 from skeleton_diffusion.representations.hmp import to_input_space
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
 BOX = 1.2

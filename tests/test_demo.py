@@ -10,7 +10,7 @@ import pytest
 
 from _pipeline_helpers import make_synthetic
 from skeleton_diffusion.apps.demo import joint_speed, motion_summary, pick_example_window, write_example_observation
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.viz.animation import render_prediction_frames
 
 

@@ -8,7 +8,7 @@ import torch
 from _pipeline_helpers import compose_cfg
 from skeleton_diffusion.apps.demo import demo_commands
 from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.methods.skeleton_diffusion.curriculum import HorizonCurriculum
 
 

@@ -10,7 +10,7 @@ from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
 from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
 from skeleton_diffusion.diffusion.samplers import ddim_timesteps
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 N, D = 21, 8

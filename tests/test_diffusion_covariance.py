@@ -12,7 +12,7 @@ from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffus
 from skeleton_diffusion.diffusion.schedules import compute_eigen_variances, get_beta_schedule
 from skeleton_diffusion.diffusion.covariance import get_cov_from_corr, is_positive_definite, make_positive_definite
 from skeleton_diffusion.diffusion.schedules import cosine_beta_schedule, exp_beta_schedule, linear_beta_schedule
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from skeleton_diffusion.diffusion.isotropic import IsotropicGaussianDiffusion
 from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 N, D, C = 16, 12, 6
 

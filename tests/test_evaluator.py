@@ -277,7 +277,7 @@ def test_end_to_end_on_small_synthetic_dataset(tmp_path):
 
     from skeleton_diffusion.apps.create_synthetic_dataset import main as create_synthetic
     from skeleton_diffusion.tasks.hmp.evaluator import load_mmapd_gt
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     folder = tmp_path / "processed" / "Synthetic" / "hmp"
     assert create_synthetic(["--out", str(folder), "--small"]) in (0, None)

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.data.builders.humanml3d import (
-    build_humanml3d_generation_dataset,
-    load_humanml3d_split,
-    load_mean_std,
-    parse_texts_file,
-    read_split,
-)
+from skeleton_diffusion.data.builders.humanml3d import load_humanml3d_split, load_mean_std, parse_texts_file, read_split
+from skeleton_diffusion.data.windows.generation import build_humanml3d_generation_dataset
 from skeleton_diffusion.data.builders.synthetic import generate_clip
 from skeleton_diffusion.data.windows.generation import collate_generation
 from skeleton_diffusion.representations.humanml3d import (

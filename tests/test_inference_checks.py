@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from skeleton_diffusion.tasks.hmp.input_checks import validate_observation
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import InputError
 
 

@@ -57,7 +57,7 @@ def build_fixture_model():
     """Our SkeletonDiffusion (AMASS recipe configs + factories) with the fixture's official weights, eval mode."""
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
     from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     ae_cfg, diff_cfg = recipe_configs()
     skeleton = get_skeleton(ae_cfg.dataset.skeleton_name)

@@ -8,7 +8,7 @@ from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
 from skeleton_diffusion.nn.lifting.csdi import CSDIDenoiser
 from skeleton_diffusion.nn.lifting.denoiser import GraphDenoiser
 from skeleton_diffusion.nn.lifting.lifter import build_lifter
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 SK = get_skeleton("h36m")

@@ -13,7 +13,7 @@ from skeleton_diffusion.data.builders.videopose3d import (
 from skeleton_diffusion.data.augment.corruption import corrupt_2d, joint_groups, noisy_joints_np
 from skeleton_diffusion.apps.create_h36m_lifting_dataset import create_h36m_lifting
 from skeleton_diffusion.data.windows.lifting import LiftingWindows, load_lifting
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import DataFormatError
 
 SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")

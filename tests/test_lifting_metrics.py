@@ -19,7 +19,7 @@ from skeleton_diffusion.metrics.lifting import (
     procrustes_align,
     symmetric_bone_pairs,
 )
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 
 def _rot(axis: str, angle: float) -> torch.Tensor:

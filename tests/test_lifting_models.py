@@ -8,7 +8,7 @@ from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
 from skeleton_diffusion.nn.lifting.lifter import DiffusionLifter, build_lifter
 from skeleton_diffusion.nn.lifting.features import condition_features, from_nodes, to_nodes
 from skeleton_diffusion.nn.lifting.lifter import linear_betas, noise_covariance
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 SK = get_skeleton("h36m")
 

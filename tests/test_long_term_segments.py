@@ -50,7 +50,7 @@ def test_long_term_rows_keep_fitting_windows_in_order():
 
 
 def test_synthetic_builder_writes_long_term_windows(synth):
-    from skeleton_diffusion.data.builders.common import read_processed
+    from skeleton_diffusion.data.processed import read_processed
 
     clips = read_processed(synth / "data_3d_synthetic.npz")["test"]
     test = _rows(synth / "segments_test.csv")

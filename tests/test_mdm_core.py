@@ -11,7 +11,7 @@ from skeleton_diffusion.diffusion.motion_space import (build_motion_diffusion, f
 from skeleton_diffusion.diffusion.respace import guided_x0, respaced_betas, sample_motion, space_timesteps
 from skeleton_diffusion.methods.mdm.predictor import edit_mask
 from skeleton_diffusion.nn.motion_transformer import MDM, condition_keep
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 SK = get_skeleton("amass")

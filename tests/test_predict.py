@@ -33,7 +33,7 @@ def run_dir(tmp_path_factory):
     pytest.importorskip("skeleton_diffusion.tasks.hmp.input_checks")  # Predictor's observation checks
     from skeleton_diffusion.config import save_config
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.checkpoints.format import make_meta
     from skeleton_diffusion.utils.io import atomic_torch_save
 
@@ -68,7 +68,7 @@ def body_motion(n_frames: int, seed: int = 0) -> np.ndarray:
 
 
 def test_cli_writes_npz_and_gif(run_dir, tmp_path):
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     obs = body_motion(T_OBS)
     np.save(tmp_path / "obs.npy", obs)

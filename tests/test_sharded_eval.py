@@ -107,7 +107,7 @@ def tiny(tmp_path_factory):
     """Synthetic test set + a tiny randomly initialised SkeletonDiffusion checkpoint (AMASS skeleton)."""
     from skeleton_diffusion.config import save_config
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.checkpoints.format import make_meta
     from skeleton_diffusion.utils.io import atomic_torch_save
 

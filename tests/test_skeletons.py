@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import official_fixture
-from skeleton_diffusion.skeletons.skeleton import SKELETON_NAMES, get_skeleton
+from skeleton_diffusion.skeletons.skeleton import SKELETON_NAMES
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 NAMES = ["amass", "amass-mano", "h36m", "freeman"]
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conftest import official_fixture
-from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton, register_skeleton
+from skeleton_diffusion.skeletons.skeleton import Skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton, register_skeleton
 from skeleton_diffusion.skeletons.formats.files import (
     describe_mismatch,
     load_skeleton_file,

@@ -19,7 +19,7 @@ from skeleton_diffusion.apps.create_synthetic_dataset import main as create_main
 from skeleton_diffusion.data.mean_motion import read_mean_motion
 from skeleton_diffusion.data.mmgt import read_mmapd_csv, read_mmgt
 from skeleton_diffusion.data.processed import load_processed
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_primitives_have_distinct_speeds_and_all_occur():
 
 def test_processed_file_carries_its_joint_order(small_dir):
     from skeleton_diffusion.data.processed import read_joint_names
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     assert read_joint_names(small_dir / "data_3d_synthetic.npz") == list(get_skeleton("amass").joint_names)
 

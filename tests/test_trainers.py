@@ -54,7 +54,7 @@ def test_autoencoder_checkpoint_reloads_into_model(ae_run):
     from omegaconf import OmegaConf
 
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     cfg = OmegaConf.load(ae_run / "config.yaml")
     model = build_autoencoder(cfg.model, get_skeleton("amass"))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import InputError
 from skeleton_diffusion.viz.animation import (
     add_video,

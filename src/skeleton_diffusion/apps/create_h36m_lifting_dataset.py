@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.data.builders.videopose3d import TEST_SUBJECTS, TRAIN_SUBJECTS, lifting_sequences, load_videopose3d_2d, load_videopose3d_3d, project_world_sequences
 from skeleton_diffusion.data.windows.lifting import lifting_file_path, save_lifting
@@ -37,7 +37,7 @@ def create_h36m_lifting(out_dir: str | Path, *, data_3d: str | Path | None = Non
     split_of = {s: "train" for s in TRAIN_SUBJECTS} | {s: "test" for s in TEST_SUBJECTS}
     skel = get_skeleton("h36m")
     if from_processed is not None:
-        from skeleton_diffusion.data.builders.common import read_processed
+        from skeleton_diffusion.data.processed import read_processed
 
         world = {s: {str(a): np.asarray(v, np.float32) for a, v in acts.items()}
                  for s, acts in read_processed(from_processed).items() if s in subjects}

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.representations.camera import project_pinhole, sample_pinhole_cameras
 from skeleton_diffusion.data.windows.lifting import lifting_file_path, save_lifting
@@ -58,7 +58,7 @@ def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: i
             names, counts = np.unique(np.asarray(labels), return_counts=True)
             clips.append((amass_to_h36m(pos), str(names[counts.argmax()])))
         return clips
-    from skeleton_diffusion.data.builders.common import read_processed
+    from skeleton_diffusion.data.processed import read_processed
     from skeleton_diffusion.data.processed import iter_leaves
 
     leaves = [(k, np.asarray(v)) for k, v in iter_leaves(read_processed(source))]

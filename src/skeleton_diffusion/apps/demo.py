@@ -158,7 +158,7 @@ def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path, every:
     ``every=2`` keeps every second frame (half the file size, same real-time playback at half the frame rate)."""
     import numpy as np
 
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.viz.animation import animate_prediction
 
     with np.load(pred_npz) as d:

@@ -76,7 +76,7 @@ def _skeleton_meta(skeleton: Any) -> dict[str, Any]:
     """``joint_names`` (in order) and ``skeleton_def`` (see ``skeletons.io``) of a skeleton or known skeleton name,
     so a checkpoint carries its joint order; ``{}`` when the name is unknown here (H17)."""
     try:
-        from skeleton_diffusion.skeletons.skeleton import get_skeleton
+        from skeleton_diffusion.skeletons.lookup import get_skeleton
 
         sk = get_skeleton(skeleton)
     except (ValueError, TypeError):

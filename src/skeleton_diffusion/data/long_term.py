@@ -56,7 +56,7 @@ def long_term_rows(test_rows: Sequence[CsvSegment], clip_lengths: Mapping[str, i
 
 
 def _clip_lengths(npz_path: Path, split: str = "test") -> dict[str, int]:
-    from skeleton_diffusion.data.builders.common import read_processed
+    from skeleton_diffusion.data.processed import read_processed
 
     data = read_processed(npz_path)
     clips = data[split] if split in data and isinstance(data[split], dict) else data

@@ -256,3 +256,11 @@ def read_joint_names(path: str | os.PathLike) -> "list[str] | None":
         if "joint_names" not in npz.files:
             return None
         return [str(n) for n in npz["joint_names"].tolist()]
+
+
+def read_processed(path: str | Path) -> dict:
+    """Read the ``positions_3d`` dict of a processed npz (official or ours)."""
+    with np.load(path, allow_pickle=True) as data:
+        if "positions_3d" not in data.files:
+            raise DataFormatError(f"{path}: expected key 'positions_3d', found {data.files}")
+        return data["positions_3d"].item()

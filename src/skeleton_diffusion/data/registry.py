@@ -141,7 +141,7 @@ def build_dataset(
     pred_length = int(prediction_horizon_sec * fps) if pred_length is None else int(pred_length)
 
     if skeleton is None or isinstance(skeleton, str):
-        from skeleton_diffusion.skeletons.skeleton import get_skeleton
+        from skeleton_diffusion.skeletons.lookup import get_skeleton
 
         skeleton = get_skeleton(skeleton or cfg.get("skeleton_name") or cfg["dataset_name"])
     if "num_joints" in cfg and int(cfg["num_joints"]) != int(skeleton.num_joints):

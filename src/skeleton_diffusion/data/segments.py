@@ -20,7 +20,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.utils.io import atomic_write
@@ -193,3 +193,36 @@ def normalize_h36m_action(action: str) -> str:
 def h36m_action_class(action: str) -> str:
     """Class of an H36M action name: the part before the first space or underscore (``Sitting_1`` -> ``Sitting``)."""
     return action.split(" ")[0].split("_")[0]
+
+
+def window_rows(
+    clips: Iterable[tuple[str, int]], obs: int, pred: int, stride: int, start: int = 0
+) -> list[tuple[str, int, int, int]]:
+    """Rows ``(name, init, pred_init, pred_end)`` for every window of ``obs+pred`` frames that fits (see module doc)."""
+    if obs <= 0 or pred <= 0 or stride <= 0:
+        raise ValueError(f"obs, pred and stride must be positive, got {obs}, {pred}, {stride}")
+    rows = []
+    for name, length in clips:
+        init = start
+        while init + obs + pred <= length:
+            rows.append((name, init, init + obs, init + obs + pred - 1))
+            init += stride
+    return rows
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Atomic CSV write (``\\n`` line endings, header first)."""
+    path = Path(path)
+    with atomic_write(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows (dicts) of a CSV; an unnamed leading pandas index column is kept under key ''."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows

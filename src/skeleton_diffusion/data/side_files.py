@@ -146,7 +146,8 @@ def regenerate_side_files(processed_dir: str | os.PathLike, *, dataset_config: s
         cfg["skeleton_name"] = str((processed_dir / "skeleton.json").resolve())
     out: dict = {"segments": {}}
     if segments:
-        from skeleton_diffusion.data.builders.common import read_processed, window_rows, write_csv
+        from skeleton_diffusion.data.segments import window_rows, write_csv
+        from skeleton_diffusion.data.processed import read_processed
 
         name = str(cfg["dataset_name"])
         positions = read_processed(processed_dir / f"data_3d_{name}.npz")

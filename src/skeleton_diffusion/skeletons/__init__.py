@@ -7,7 +7,8 @@ file (:func:`skeleton_from_bvh`, :func:`skeleton_from_urdf`, :func:`skeleton_fro
 
 from skeleton_diffusion.skeletons.definitions import ALIASES, SPECS, SkeletonSpec
 from skeleton_diffusion.skeletons.formats.files import SKELETON_FILE_NAME, describe_mismatch, load_skeleton_file, same_joint_order, save_skeleton_file, skeleton_from_bvh, skeleton_from_dict, skeleton_from_mjcf, skeleton_from_urdf, skeleton_to_dict
-from skeleton_diffusion.skeletons.skeleton import SKELETON_NAMES, Skeleton, get_skeleton, node_type_ids, register_skeleton
+from skeleton_diffusion.skeletons.skeleton import SKELETON_NAMES, Skeleton, node_type_ids
+from skeleton_diffusion.skeletons.lookup import get_skeleton, register_skeleton
 
 __all__ = [
     "ALIASES", "SPECS", "SKELETON_NAMES", "SKELETON_FILE_NAME", "Skeleton", "SkeletonSpec", "get_skeleton",

@@ -122,9 +122,18 @@ class Skeleton:
 
     def to_dict(self) -> dict:
         """Plain, JSON-able definition (``{'name', 'joints': [{'name', 'parent'}], ...}``); see ``skeletons.io``."""
-        from skeleton_diffusion.skeletons.formats.files import skeleton_to_dict
-
-        return skeleton_to_dict(self)
+        out: dict = {"name": self.name}
+        if self.spec.description:
+            out["description"] = self.spec.description
+        out["joints"] = [{"name": n} if p < 0 else {"name": n, "parent": self.joint_names[p]}
+                         for n, p in zip(self.joint_names, self.parents)]
+        if self.spec.lr_pairs:
+            out["lr_pairs"] = [list(p) for p in self.spec.lr_pairs]
+        if self.spec.twin_rule != "auto":
+            out["twin_rule"] = self.spec.twin_rule
+        if self.spec.node_types is not None:
+            out["node_types"] = list(self.spec.node_types)
+        return out
 
     # -- nodes --------------------------------------------------------------------------------------------
     @property
@@ -235,55 +244,14 @@ class Skeleton:
     def __repr__(self) -> str:
         return f"Skeleton({self.name!r}, joints={self.num_joints}, nodes={self.num_nodes}, types={self.num_node_types})"
 
-
 _CACHE: dict[str, Skeleton] = {}
-_REGISTRY: dict[str, Skeleton] = {}
-_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-def register_skeleton(skeleton: Skeleton, *aliases: str) -> Skeleton:
-    """Make ``skeleton`` available to :func:`get_skeleton` under its name (and ``aliases``) in this process.
-
-    Re-registering the same name with a different joint order is refused (``ValueError`` naming both)."""
-    for key in (skeleton.name, *aliases):
-        k = str(key).lower()
-        if k in SPECS or k in ALIASES:
-            if k == skeleton.name.lower() and skeleton.is_builtin:
-                continue
-            raise ValueError(f"cannot register skeleton {skeleton.name!r} as {key!r}: a built-in skeleton has that name")
-        old = _REGISTRY.get(k)
-        if old is not None and old.joint_names != skeleton.joint_names:
-            raise ValueError(f"skeleton name {key!r} is already registered with joints {list(old.joint_names)}; "
-                             f"refusing {list(skeleton.joint_names)} (rename one of them)")
-        _REGISTRY[k] = skeleton
-    return skeleton
-
-
-def get_skeleton(name: "str | Skeleton") -> Skeleton:
-    """Return the skeleton for a dataset/skeleton name (``amass``, ``amass-mano``, ``h36m``, ``freeman``,
-    ``3dpw``, ``synthetic``), a name registered with :func:`register_skeleton`, or a skeleton file path
-    (``.json`` / ``.yaml``, see ``skeletons.io``; loaded and registered). Raises ``ValueError`` listing the valid
-    names otherwise."""
-    if isinstance(name, Skeleton):
-        return name
-    key = str(name).lower()
-    key = ALIASES.get(key, key)
-    if key in SPECS:
-        if key not in _CACHE:
-            _CACHE[key] = Skeleton(SPECS[key])
-        return _CACHE[key]
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if str(name).lower().endswith(_FILE_SUFFIXES):
-        from pathlib import Path
-
-        from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
-
-        path = Path(str(name)).expanduser()
-        if path.is_file():
-            sk = load_skeleton_file(path)
-            return register_skeleton(sk, str(name))
-        raise ValueError(f"skeleton file not found: '{path}' (a skeleton name or a .json/.yaml skeleton file)")
-    known = list(SKELETON_NAMES) + sorted(_REGISTRY)
-    raise ValueError(f"Unknown skeleton {name!r}; expected one of {', '.join(known)} or a skeleton file "
-                     "(.json/.yaml, see docs/any_skeleton.md)")
+def builtin_skeleton(name: str) -> Skeleton | None:
+    """The built-in skeleton ``name`` (aliases allowed; one shared instance), or None."""
+    key = ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in SPECS:
+        return None
+    if key not in _CACHE:
+        _CACHE[key] = Skeleton(SPECS[key])
+    return _CACHE[key]

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from skeleton_diffusion.data.augment.corruption import corrupt_2d
 from skeleton_diffusion.data.windows.lifting import LiftingData, LiftingWindows, load_lifting
 from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.checkpoints.format import make_meta
 from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.training.launch import launch, setup_run
 
@@ -92,7 +92,7 @@ def load_motion_checkpoint(path: Any, device: Any, use_ema: bool, method: str, b
     the checkpoint when stored; None: when the checkpoint's spec is text-conditioned). Returns ``(model, spec, train config, skeleton, text encoder or None, device,
     resolved checkpoint path)``."""
     from skeleton_diffusion.checkpoints.format import checkpoint_config, resolve_checkpoint
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.utils.device import resolve_device
     from skeleton_diffusion.utils.errors import CheckpointError
     from skeleton_diffusion.utils.io import safe_torch_load

@@ -17,10 +17,13 @@ Random numbers come from ``rng``: ``None`` means numpy's global RNG (official be
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from skeleton_diffusion.data.augment.corruption import noisy_joints_np
+from skeleton_diffusion.data.augment.rng import RNG, _rng, random_int, random_normal, random_uniform  # noqa: F401
 
 __all__ = [
     "random_uniform",
@@ -32,35 +35,6 @@ __all__ = [
     "add_observation_noise",
     "left_right_pairs",
 ]
-
-RNG = Any  # None | np.random.RandomState | np.random.Generator | the np.random module
-
-
-def _rng(rng: RNG):
-    return np.random if rng is None else rng
-
-
-def random_uniform(rng: RNG = None, size: Any = None):
-    r = _rng(rng)
-    if isinstance(r, np.random.Generator):
-        return r.random(size)
-    return r.rand() if size is None else r.rand(*np.atleast_1d(size))
-
-
-def random_int(low: int, high: int, rng: RNG = None) -> int:
-    """Uniform integer in ``[low, high)`` (numpy ``randint`` semantics)."""
-    r = _rng(rng)
-    if isinstance(r, np.random.Generator):
-        return int(r.integers(low, high))
-    return int(r.randint(low, high))
-
-
-def random_normal(shape: Sequence[int], rng: RNG = None) -> np.ndarray:
-    r = _rng(rng)
-    if isinstance(r, np.random.Generator):
-        return r.standard_normal(tuple(shape))
-    return r.randn(*shape)
-
 
 def left_right_pairs(joint_names: Sequence[str]) -> list[tuple[int, int]]:
     """Index pairs of left/right twin joints, from names (``LHip``/``RHip``, ``left_x``/``right_x``)."""
@@ -144,6 +118,4 @@ def add_observation_noise(obs: np.ndarray, noise_level: float, noise_std: float,
     Official draw order: Gaussian noise ``[T, J-1, 3]`` first, then the Bernoulli mask ``[T, J-1]``.
     Implemented by the shared corruption module (:func:`skeleton_diffusion.data.augment.corruption.noisy_joints_np`).
     """
-    from skeleton_diffusion.data.augment.corruption import noisy_joints_np
-
     return noisy_joints_np(obs, noise_level, noise_std, rng, skip_root=True)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from skeleton_diffusion.data.augment.rng import random_normal, random_uniform
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = ["OCCLUSION_TYPES", "DEFAULT_RATES", "joint_groups", "corrupt_2d", "noisy_joints_np"]
@@ -111,8 +112,6 @@ def noisy_joints_np(x: np.ndarray, noise_level: float, noise_std: float, rng=Non
 
     Official draw order: Gaussian noise ``[T, J', 3]`` first, then the uniform draws of the mask ``[T, J']``;
     ``rng`` None = numpy's global RNG (official), else a ``numpy.random.Generator``."""
-    from skeleton_diffusion.data.augment.augmentation import random_normal, random_uniform
-
     if not 0.0 <= noise_level <= 1.0:
         raise ValueError(f"noise_level must be a probability in [0, 1], got {noise_level}")
     if noise_std < 0:

@@ -34,7 +34,16 @@ from tqdm.auto import tqdm
 
 from skeleton_diffusion.utils.errors import DatasetNotPreparedError
 from skeleton_diffusion.utils.io import atomic_write
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, check_csv_windows, log, official_train_window_count, read_processed, record_csv_check, write_processed
+from skeleton_diffusion.data.builders.common import (
+    BuildSummary,
+    build_side_files_if_possible,
+    check_csv_windows,
+    log,
+    official_train_window_count,
+    record_csv_check,
+    write_processed,
+)
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.data.builders.smplh_fk import JointBodyModel, load_body_model
 
 AMASS_TRAIN = ["ACCAD", "BMLhandball", "BMLmovi", "BMLrub", "CMU", "EKUT", "EyesJapanDataset", "KIT", "PosePrior",

@@ -32,7 +32,6 @@ dropped, optional subset), writing ``skeleton.json`` beside the data (issue 17, 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -47,7 +46,15 @@ from skeleton_diffusion.skeletons.formats.bvh import (
     resolve_unit,
     to_z_up,
 )
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, read_processed, window_rows, write_csv, write_processed
+from skeleton_diffusion.data.builders.common import (
+    BuildSummary,
+    build_side_files_if_possible,
+    resample,
+    split_clips,
+    write_processed,
+)
+from skeleton_diffusion.data.segments import window_rows, write_csv
+from skeleton_diffusion.data.processed import read_processed
 
 SMPL22_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
@@ -94,23 +101,6 @@ def builtin_map(name: str) -> dict[str, list[str]]:
     if name not in _BUILTIN_MAPS:
         raise ValueError(f"unknown built-in BVH map {name!r}; choose from {sorted(_BUILTIN_MAPS)} or give a JSON file")
     return {k: list(v) for k, v in _BUILTIN_MAPS[name].items()}
-
-
-def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip."""
-    if dst_fps <= 0:
-        raise ValueError(f"target fps must be positive, got {dst_fps}")
-    ratio = src_fps / dst_fps
-    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
-        return positions[:: int(round(ratio))].copy()
-    duration = (positions.shape[0] - 1) / src_fps
-    # 1e-3 frame tolerance: "Frame Time" is written with ~7 digits (1/30 -> 0.0333333)
-    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
-    src_pos = times * src_fps
-    i0 = np.clip(np.floor(src_pos).astype(int), 0, positions.shape[0] - 1)
-    i1 = np.clip(i0 + 1, 0, positions.shape[0] - 1)
-    w = (src_pos - i0)[:, None, None]
-    return (1 - w) * positions[i0] + w * positions[i1]
 
 
 def load_joint_map(spec: str | Path | Mapping) -> tuple[dict[str, list[str]], dict]:
@@ -177,33 +167,6 @@ def bvh_to_amass22(
 
 
 # ----------------------------------------------------------------------------------------------- dataset build
-def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> dict[str, dict[str, tuple[int, int]]]:
-    """``{split: {clip: (start, end)}}`` frame ranges per split (see module doc)."""
-    names = sorted(names)
-    if mode == "auto":
-        mode = "time" if len(names) < 10 else "clips"
-    splits: dict[str, dict[str, tuple[int, int]]] = {"train": {}, "valid": {}, "test": {}}
-    if mode == "test":
-        splits["test"] = {n: (0, lengths[n]) for n in names}
-    elif mode == "time":
-        for n in names:
-            t = lengths[n]
-            a, b = int(round(0.70 * t)), int(round(0.85 * t))
-            splits["train"][n], splits["valid"][n], splits["test"][n] = (0, a), (a, b), (b, t)
-    elif mode == "clips":
-        n_test = max(1, int(round(0.1 * len(names))))
-        n_valid = int(round(0.1 * len(names))) if len(names) > 2 else 0
-        # every 10th clip (by sorted name) to test, the next ones to valid: deterministic and spread out
-        order = sorted(range(len(names)), key=lambda i: (i % 10, i))
-        test_idx, valid_idx = set(order[:n_test]), set(order[n_test : n_test + n_valid])
-        for i, n in enumerate(names):
-            split = "test" if i in test_idx else "valid" if i in valid_idx else "train"
-            splits[split][n] = (0, lengths[n])
-    else:
-        raise ValueError(f"split_mode must be auto, clips, time or test; got {mode!r}")
-    return splits
-
-
 def build_bvh_dataset(
     input_dir: str | Path,
     name: str,

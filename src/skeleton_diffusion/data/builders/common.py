@@ -15,17 +15,17 @@ CSVs given the clip lengths and clip order; AMASS's test CSV follows a different
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from skeleton_diffusion.utils.errors import DataFormatError
-from skeleton_diffusion.utils.io import atomic_path, atomic_write
+from skeleton_diffusion.data.segments import read_csv
+from skeleton_diffusion.utils.io import atomic_path
 
 log = logging.getLogger("skeleton_diffusion.data.builders")
 
@@ -91,7 +91,7 @@ def write_processed(path: str | Path, positions_3d: Mapping[Any, Any], skeleton:
     if save_processed is not None:
         joint_names = None
         if skeleton is not None:
-            from skeleton_diffusion.skeletons.skeleton import get_skeleton
+            from skeleton_diffusion.skeletons.lookup import get_skeleton
 
             joint_names = list(get_skeleton(skeleton).joint_names)
         save_processed(path, dict(positions_3d), joint_names=joint_names)
@@ -99,14 +99,6 @@ def write_processed(path: str | Path, positions_3d: Mapping[Any, Any], skeleton:
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, positions_3d=dict(positions_3d))
     return path
-
-
-def read_processed(path: str | Path) -> dict:
-    """Read the ``positions_3d`` dict of a processed npz (official or ours)."""
-    with np.load(path, allow_pickle=True) as data:
-        if "positions_3d" not in data.files:
-            raise DataFormatError(f"{path}: expected key 'positions_3d', found {data.files}")
-        return data["positions_3d"].item()
 
 
 def build_side_files_if_possible(
@@ -153,39 +145,6 @@ def check_mmgt_singletons(mmgt_path: str | Path, mmapd_path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------- windows / CSVs
-def window_rows(
-    clips: Iterable[tuple[str, int]], obs: int, pred: int, stride: int, start: int = 0
-) -> list[tuple[str, int, int, int]]:
-    """Rows ``(name, init, pred_init, pred_end)`` for every window of ``obs+pred`` frames that fits (see module doc)."""
-    if obs <= 0 or pred <= 0 or stride <= 0:
-        raise ValueError(f"obs, pred and stride must be positive, got {obs}, {pred}, {stride}")
-    rows = []
-    for name, length in clips:
-        init = start
-        while init + obs + pred <= length:
-            rows.append((name, init, init + obs, init + obs + pred - 1))
-            init += stride
-    return rows
-
-
-def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """Atomic CSV write (``\\n`` line endings, header first)."""
-    path = Path(path)
-    with atomic_write(path, "w") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows (dicts) of a CSV; an unnamed leading pandas index column is kept under key ''."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
-
-
 def official_train_window_count(lengths: Iterable[int], window: int) -> int:
     """Number of stride-1 training windows the official loader makes: ``max(0, T - window)`` per clip (§5.1)."""
     return int(sum(max(0, int(t) - window) for t in lengths))
@@ -270,3 +229,46 @@ def resolve_device(gpu: bool) -> str:
 def setup_cli_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
 
+
+def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip."""
+    if dst_fps <= 0:
+        raise ValueError(f"target fps must be positive, got {dst_fps}")
+    ratio = src_fps / dst_fps
+    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
+        return positions[:: int(round(ratio))].copy()
+    duration = (positions.shape[0] - 1) / src_fps
+    # 1e-3 frame tolerance: "Frame Time" is written with ~7 digits (1/30 -> 0.0333333)
+    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
+    src_pos = times * src_fps
+    i0 = np.clip(np.floor(src_pos).astype(int), 0, positions.shape[0] - 1)
+    i1 = np.clip(i0 + 1, 0, positions.shape[0] - 1)
+    w = (src_pos - i0)[:, None, None]
+    return (1 - w) * positions[i0] + w * positions[i1]
+
+
+def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """``{split: {clip: (start, end)}}`` frame ranges per split (see module doc)."""
+    names = sorted(names)
+    if mode == "auto":
+        mode = "time" if len(names) < 10 else "clips"
+    splits: dict[str, dict[str, tuple[int, int]]] = {"train": {}, "valid": {}, "test": {}}
+    if mode == "test":
+        splits["test"] = {n: (0, lengths[n]) for n in names}
+    elif mode == "time":
+        for n in names:
+            t = lengths[n]
+            a, b = int(round(0.70 * t)), int(round(0.85 * t))
+            splits["train"][n], splits["valid"][n], splits["test"][n] = (0, a), (a, b), (b, t)
+    elif mode == "clips":
+        n_test = max(1, int(round(0.1 * len(names))))
+        n_valid = int(round(0.1 * len(names))) if len(names) > 2 else 0
+        # every 10th clip (by sorted name) to test, the next ones to valid: deterministic and spread out
+        order = sorted(range(len(names)), key=lambda i: (i % 10, i))
+        test_idx, valid_idx = set(order[:n_test]), set(order[n_test : n_test + n_valid])
+        for i, n in enumerate(names):
+            split = "test" if i in test_idx else "valid" if i in valid_idx else "train"
+            splits[split][n] = (0, lengths[n])
+    else:
+        raise ValueError(f"split_mode must be auto, clips, time or test; got {mode!r}")
+    return splits

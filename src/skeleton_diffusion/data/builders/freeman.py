@@ -29,7 +29,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, check_csv_windows, log, official_train_window_count, read_processed, record_csv_check, window_rows, write_processed
+from skeleton_diffusion.data.builders.common import (
+    BuildSummary,
+    build_side_files_if_possible,
+    check_csv_windows,
+    log,
+    official_train_window_count,
+    record_csv_check,
+    write_processed,
+)
+from skeleton_diffusion.data.segments import window_rows
+from skeleton_diffusion.data.processed import read_processed
 
 KEYPOINT_KEYS = ("keypoints3d_smoothnet32", "keypoints3d_smoothnet", "keypoints3d_optim")
 OBS, PRED, FPS, STRIDE = 15, 60, 30, 15

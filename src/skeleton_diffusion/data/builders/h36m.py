@@ -22,7 +22,16 @@ from tqdm.auto import tqdm
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.data.segments import normalize_h36m_action
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, check_csv_windows, official_train_window_count, read_processed, record_csv_check, window_rows, write_processed
+from skeleton_diffusion.data.builders.common import (
+    BuildSummary,
+    build_side_files_if_possible,
+    check_csv_windows,
+    official_train_window_count,
+    record_csv_check,
+    write_processed,
+)
+from skeleton_diffusion.data.segments import window_rows
+from skeleton_diffusion.data.processed import read_processed
 
 SUBJECTS = ["S1", "S5", "S6", "S7", "S8", "S9", "S11"]
 SPLITS = {"train": ["S1", "S5", "S6", "S7", "S8"], "valid": ["S8"], "test": ["S9", "S11"]}

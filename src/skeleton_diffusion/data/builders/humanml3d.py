@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
-from skeleton_diffusion.representations.humanml3d import feature_dim, recover_from_ric
+from skeleton_diffusion.representations.humanml3d import feature_dim
 
 __all__ = ["HUMANML3D_FPS", "TextEntry", "MotionEntry", "parse_texts_file", "read_split", "load_humanml3d_split",
-           "load_mean_std", "normalize_features", "build_humanml3d_generation_dataset"]  # fmt: skip
+           "load_mean_std", "normalize_features"]  # fmt: skip
 
 HUMANML3D_FPS = 20
 
@@ -135,29 +135,3 @@ def load_humanml3d_split(
             entries.append(whole)
         entries.extend(subs)
     return entries
-
-
-def build_humanml3d_generation_dataset(
-    folder: str | Path, split: str, *, max_frames: int = 196, min_frames: int = 40, max_windows: int | None = None
-):
-    """:class:`~skeleton_diffusion.data.windows.generation.GenerationDataset` of a HumanML3D split: positions recovered
-    from the features (metres, Y up), the first ``max_frames`` frames of each entry, all its captions
-    (one drawn at random per item in training), action label 0 (HumanML3D has none). The features stay
-    available as ``ds.features`` (list of ``[T, 263]``)."""
-    from skeleton_diffusion.data.windows.generation import GenerationDataset
-
-    split_name = {"valid": "val"}.get(split, split)
-    entries = load_humanml3d_split(folder, split_name, min_frames=min_frames)
-    if max_windows is not None and len(entries) > max_windows:
-        entries = [entries[i] for i in np.linspace(0, len(entries) - 1, max_windows).astype(int)]
-    if not entries:
-        raise DataFormatError(f"no HumanML3D motion of {min_frames}..199 frames with captions in split '{split}' "
-                              f"of '{folder}'.")  # fmt: skip
-    clips = [recover_from_ric(e.features.astype(np.float64)).numpy().astype(np.float32) for e in entries]
-    windows = [(i, 0, min(len(c), max_frames)) for i, c in enumerate(clips)]
-    ds = GenerationDataset(clips, windows, [0] * len(entries), [[t.caption for t in e.texts] for e in entries],
-                           max_frames, action_names=("none",), fps=HUMANML3D_FPS, skeleton_name="amass",
-                           up_axis=1, random_caption=split_name == "train")  # fmt: skip
-    ds.features = [e.features for e in entries]  # type: ignore[attr-defined]
-    ds.names = [e.name for e in entries]  # type: ignore[attr-defined]
-    return ds

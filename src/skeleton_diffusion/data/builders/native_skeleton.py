@@ -18,7 +18,8 @@ import numpy as np
 from skeleton_diffusion.skeletons.formats.bvh import native_hierarchy  # noqa: F401  (used by builders)
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_write
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, window_rows, write_csv
+from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible
+from skeleton_diffusion.data.segments import window_rows, write_csv
 
 __all__ = ["clip_labels", "native_dataset_cfg", "write_dataset_config", "write_native_dataset", "build_native_dataset",
            "native_hierarchy", "bvh_to_native"]
@@ -182,7 +183,7 @@ def build_native_dataset(
     """Clips already in metres (Z up, ``fps``, the skeleton file's joint order) + a skeleton file -> a processed
     dataset under ``<data_root>/processed/<name>/hmp`` (see :func:`write_native_dataset`)."""
     from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
-    from skeleton_diffusion.data.builders.bvh import split_clips
+    from skeleton_diffusion.data.builders.common import split_clips
 
     sk = load_skeleton_file(skeleton_file)
     input_path = Path(input_path)
@@ -208,7 +209,7 @@ def bvh_to_native(
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
     from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
-    from skeleton_diffusion.data.builders.bvh import resample
+    from skeleton_diffusion.data.builders.common import resample
     from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
 
     motion = parse_bvh(path)

@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.io import atomic_path, atomic_write
 from skeleton_diffusion.data.mean_motion import write_mean_motion
 from skeleton_diffusion.data.mmgt import compute_mmgt, compute_mmgt_apd, mmgt_summary, write_mmapd_csv, write_mmgt

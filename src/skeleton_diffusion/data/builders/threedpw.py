@@ -31,7 +31,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
-from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible, check_csv_windows, official_train_window_count, read_processed, record_csv_check, write_processed
+from skeleton_diffusion.data.builders.common import (
+    BuildSummary,
+    build_side_files_if_possible,
+    check_csv_windows,
+    official_train_window_count,
+    record_csv_check,
+    write_processed,
+)
+from skeleton_diffusion.data.processed import read_processed
 from skeleton_diffusion.data.builders.smplh_fk import JointBodyModel, load_body_model
 
 LR_PERMUTATION = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 22, 23]

@@ -219,10 +219,35 @@ def build_generation_dataset(
             max_windows=max_windows,
         )  # fmt: skip
     if name == "humanml3d":
-        from skeleton_diffusion.data.builders.humanml3d import build_humanml3d_generation_dataset
-
         return build_humanml3d_generation_dataset(
             folder, split, max_frames=int(num_frames or gen.get("max_frames", 196)),
             min_frames=int(gen.get("min_frames", 40)), max_windows=max_windows,
         )  # fmt: skip
     raise ConfigError(f"dataset={name} has no generation data (text/action); use dataset=synthetic or humanml3d.")
+
+
+def build_humanml3d_generation_dataset(
+    folder: str | Path, split: str, *, max_frames: int = 196, min_frames: int = 40, max_windows: int | None = None
+):
+    """:class:`~skeleton_diffusion.data.windows.generation.GenerationDataset` of a HumanML3D split: positions recovered
+    from the features (metres, Y up), the first ``max_frames`` frames of each entry, all its captions
+    (one drawn at random per item in training), action label 0 (HumanML3D has none). The features stay
+    available as ``ds.features`` (list of ``[T, 263]``)."""
+    from skeleton_diffusion.data.builders.humanml3d import HUMANML3D_FPS, load_humanml3d_split
+    from skeleton_diffusion.representations.humanml3d import recover_from_ric
+
+    split_name = {"valid": "val"}.get(split, split)
+    entries = load_humanml3d_split(folder, split_name, min_frames=min_frames)
+    if max_windows is not None and len(entries) > max_windows:
+        entries = [entries[i] for i in np.linspace(0, len(entries) - 1, max_windows).astype(int)]
+    if not entries:
+        raise DataFormatError(f"no HumanML3D motion of {min_frames}..199 frames with captions in split '{split}' "
+                              f"of '{folder}'.")  # fmt: skip
+    clips = [recover_from_ric(e.features.astype(np.float64)).numpy().astype(np.float32) for e in entries]
+    windows = [(i, 0, min(len(c), max_frames)) for i, c in enumerate(clips)]
+    ds = GenerationDataset(clips, windows, [0] * len(entries), [[t.caption for t in e.texts] for e in entries],
+                           max_frames, action_names=("none",), fps=HUMANML3D_FPS, skeleton_name="amass",
+                           up_axis=1, random_caption=split_name == "train")  # fmt: skip
+    ds.features = [e.features for e in entries]  # type: ignore[attr-defined]
+    ds.names = [e.name for e in entries]  # type: ignore[attr-defined]
+    return ds

@@ -116,7 +116,7 @@ class MotionWindowDataset(Dataset):
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(skeleton, str):
-            from skeleton_diffusion.skeletons.skeleton import get_skeleton
+            from skeleton_diffusion.skeletons.lookup import get_skeleton
 
             skeleton = get_skeleton(skeleton)
         if skeleton is None:

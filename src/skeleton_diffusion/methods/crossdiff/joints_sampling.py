@@ -25,14 +25,9 @@ from torch import Tensor
 
 from skeleton_diffusion.utils.errors import InputError
 
-__all__ = ["sample_crossdiff", "CrossDiffPredictor", "load_crossdiff", "maybe_load_crossdiff", "is_crossdiff_checkpoint"]
+__all__ = ["sample_crossdiff", "CrossDiffPredictor", "load_crossdiff", "maybe_load_crossdiff"]
 
 START_DOMAINS = ("3d", "2d")
-
-
-def is_crossdiff_checkpoint(ckpt: Any) -> bool:
-    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
-    return isinstance(meta, dict) and meta.get("method") == "crossdiff"
 
 
 def _ddim_step(diffusion: Any, x: Tensor, x0: Tensor, t: int, t_next: int, eta: float,
@@ -160,6 +155,8 @@ def maybe_load_crossdiff(path: str | Path, device: str | torch.device = "auto", 
     the generation protocol calls through the registry; ``start`` None = '3d')."""
     from skeleton_diffusion.checkpoints.format import resolve_checkpoint
     from skeleton_diffusion.utils.io import safe_torch_load
+
+    from skeleton_diffusion.methods.crossdiff.trainer import is_crossdiff_checkpoint
 
     if not is_crossdiff_checkpoint(safe_torch_load(resolve_checkpoint(path))):
         return None

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.training.launch import RunSetup, average_gradients, build_train_loader, lr_scheduler_from_config, resume_run_and_summarise
 from skeleton_diffusion.training.launch import seeded_device
-from skeleton_diffusion.methods.crossdiff.joints_sampling import is_crossdiff_checkpoint
 from skeleton_diffusion.training.motion import (
     build_text_encoder,
     checkpoint_objects,
@@ -37,6 +36,12 @@ from skeleton_diffusion.training.motion import (
 
 __all__ = ["CrossDiffusion", "build_crossdiff", "crossdiff_loss", "prepare_crossdiff_batch",
            "train", "main"]
+
+
+def is_crossdiff_checkpoint(ckpt: Any) -> bool:
+    """True for a checkpoint dict of ours written by a CrossDiff run (``meta.method == 'crossdiff'``)."""
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    return isinstance(meta, dict) and meta.get("method") == "crossdiff"
 
 
 class CrossDiffusion(nn.Module):

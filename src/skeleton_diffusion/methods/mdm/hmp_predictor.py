@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig
 
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.tasks.base import WindowPredictor
 from skeleton_diffusion.utils.errors import ConfigError
 

@@ -150,7 +150,7 @@ def build_autoencoder_config(dataset: Optional[str], ae_state: Mapping[str, torc
                              flat: Optional[Mapping[str, Any]] = None, *, out_dir: Optional[Path] = None,
                              where: str = "the autoencoder config") -> DictConfig:
     """Our resolved autoencoder run config for official weights (flat official config, else paper recipe)."""
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     name = _check_dataset(dataset, flat, where)
     overrides = [f"dataset={name}"]
@@ -309,7 +309,7 @@ def _validate_models(cfg: DictConfig, ae_state: Mapping[str, torch.Tensor],
                      ema_state: Optional[Mapping[str, torch.Tensor]] = None) -> bool:
     """Rebuild our models from ``cfg`` and load the weights strictly; returns whether the EMA weights load."""
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     ae_cfg = cfg.autoencoder if diff_state is not None else cfg
     skeleton = get_skeleton(ae_cfg.dataset.get("skeleton_name") or ae_cfg.dataset.dataset_name)

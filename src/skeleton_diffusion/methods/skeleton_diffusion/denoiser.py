@@ -301,7 +301,7 @@ class Denoiser(nn.Module):
             return None
         ok = self.__dict__.get("_fast_supported")
         if ok is None:
-            ok = self.__dict__["_fast_supported"] = denoiser_fast.supports(self)
+            ok = self.__dict__["_fast_supported"] = fast_path_supported(self)
         return dtype if ok else None
 
     def forward(self, x: Tensor, time: Tensor, x_self_cond: Optional[Tensor] = None,
@@ -344,3 +344,13 @@ class Denoiser(nn.Module):
         x = torch.cat((x, r), dim=-1)
         x = self.final_res_block(x, t, index)
         return self.final_glin(x)
+
+
+def fast_path_supported(model: "Denoiser") -> bool:
+    """True when every block of ``model`` has a node-major fast form (``norm_type='none'``) and all graph layers
+    share one node-type assignment (as the :class:`Denoiser` builds them)."""
+    if not all(isinstance(m.norm, nn.Identity) for m in model.modules() if isinstance(m, Block)):
+        return False
+    types = [None if m.node_type_index is None else tuple(m.node_type_index.tolist())
+             for m in model.modules() if isinstance(m, StaticGraphLinear)]
+    return len({t for t in types if t is not None}) <= 1

@@ -32,7 +32,7 @@ from skeleton_diffusion.nn.graph.layers import StaticGraphLinear
 if TYPE_CHECKING:  # pragma: no cover
     from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser, ResnetBlock
 
-__all__ = ["CHUNK_ROWS", "distinct_steps", "supports", "forward"]
+__all__ = ["CHUNK_ROWS", "distinct_steps", "forward"]
 
 #: rows (samples) per chunk; 200 x 21 nodes x 768 features (the attention input) is 13 MB
 CHUNK_ROWS = 200
@@ -71,18 +71,6 @@ def distinct_steps(time: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         return time, None
     distinct, index = torch.unique(time, return_inverse=True)
     return (time, None) if distinct.numel() == time.numel() else (distinct, index)
-
-
-def supports(model: "Denoiser") -> bool:
-    """True when every block of ``model`` has a node-major fast form (``norm_type='none'``) and all graph layers
-    share one node-type assignment (as the :class:`Denoiser` builds them)."""
-    from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Block
-
-    if not all(isinstance(m.norm, nn.Identity) for m in model.modules() if isinstance(m, Block)):
-        return False
-    types = [None if m.node_type_index is None else tuple(m.node_type_index.tolist())
-             for m in model.modules() if isinstance(m, StaticGraphLinear)]
-    return len({t for t in types if t is not None}) <= 1
 
 
 def _groups(model: "Denoiser") -> TypeGroups:

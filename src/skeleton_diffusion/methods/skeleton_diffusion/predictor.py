@@ -21,7 +21,8 @@ from omegaconf import DictConfig
 
 from skeleton_diffusion.checkpoints.format import checkpoint_config, resolve_checkpoint
 from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
-from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
+from skeleton_diffusion.skeletons.skeleton import Skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import CheckpointError
 from skeleton_diffusion.utils.io import safe_torch_load
@@ -34,7 +35,7 @@ def checkpoint_skeleton(meta: dict, skeleton_name: str, path: Path | str = "<che
     definition stored in ``meta['skeleton_def']`` (so a checkpoint of a file-defined skeleton loads anywhere).
     Refuses a config skeleton whose joint order differs from ``meta['joint_names']`` (H17)."""
     from skeleton_diffusion.skeletons.formats.files import describe_mismatch, skeleton_from_dict
-    from skeleton_diffusion.skeletons.skeleton import register_skeleton
+    from skeleton_diffusion.skeletons.lookup import register_skeleton
 
     skeleton_name = str(skeleton_name)
     try:
@@ -171,7 +172,7 @@ def hmp_predictor(cfg: DictConfig, device: torch.device) -> tuple[Any, Any, floa
     """Registry hook of ``eval.py`` for a SkeletonDiffusion checkpoint: ``(predict_fn, skeleton, pose_box_size,
     checkpoint, "SkeletonDiffusion")``; the predictor draws its noise per window (``noise_seeding``)."""
     from skeleton_diffusion.methods.skeleton_diffusion.pipeline import network_dtype
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.tasks.base import WindowPredictor
     from skeleton_diffusion.tasks.hmp.protocol import check_processed_joint_names, noise_seeding, window_generators
     from skeleton_diffusion.utils.errors import ConfigError

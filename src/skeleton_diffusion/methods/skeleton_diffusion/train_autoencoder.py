@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.checkpoints.format import make_meta
 from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
 from skeleton_diffusion.training.visual_logging import log_prediction_visuals

@@ -18,7 +18,7 @@ from torch import nn
 
 from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder, build_diffusion
 from skeleton_diffusion.methods.skeleton_diffusion.pipeline import SkeletonDiffusion
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 from skeleton_diffusion.checkpoints.format import load_state_strict, make_meta

@@ -65,7 +65,7 @@ class GroundTruthOracle:
 
 def hmp_predictor(cfg: Any, device: Any) -> tuple[Any, Any, float, None, str]:
     """Registry hook of ``eval.py method_specs=zero_velocity``: ``(predict_fn, skeleton, pose_box_size, None, name)``."""
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     skeleton = get_skeleton(cfg.dataset.get("skeleton_name") or cfg.dataset.dataset_name)
     return ZeroVelocityBaseline(), skeleton, float(cfg.task.pose_box_size), None, "ZeroVelocityBaseline"

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.skeletons.definitions import SPECS
-from skeleton_diffusion.skeletons.skeleton import Skeleton, get_skeleton
+from skeleton_diffusion.skeletons.skeleton import Skeleton, builtin_skeleton
 
 __all__ = [
     "skeleton_from_dict",
@@ -68,7 +68,7 @@ def skeleton_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Skeleton
     else:
         raise DataFormatError(f"{source}: skeleton definition needs 'joints' (or 'joint_names' + 'parents')")
     if name.lower() in SPECS:
-        builtin = get_skeleton(name)
+        builtin = builtin_skeleton(name)
         if tuple(names) != builtin.joint_names:
             raise DataFormatError(f"{source}: name {name!r} is a built-in skeleton but the joints differ; rename it")
         return builtin
@@ -90,18 +90,7 @@ def skeleton_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Skeleton
 
 def skeleton_to_dict(sk: Skeleton) -> dict[str, Any]:
     """The file format of :func:`skeleton_from_dict` (round-trips; built-ins load back as the built-in)."""
-    out: dict[str, Any] = {"name": sk.name}
-    if sk.spec.description:
-        out["description"] = sk.spec.description
-    out["joints"] = [{"name": n} if p < 0 else {"name": n, "parent": sk.joint_names[p]}
-                     for n, p in zip(sk.joint_names, sk.parents)]
-    if sk.spec.lr_pairs:
-        out["lr_pairs"] = [list(p) for p in sk.spec.lr_pairs]
-    if sk.spec.twin_rule != "auto":
-        out["twin_rule"] = sk.spec.twin_rule
-    if sk.spec.node_types is not None:
-        out["node_types"] = list(sk.spec.node_types)
-    return out
+    return sk.to_dict()
 
 
 def load_skeleton_file(path: str | os.PathLike) -> Skeleton:

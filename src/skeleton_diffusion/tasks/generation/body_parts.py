@@ -50,7 +50,7 @@ def skeleton_part_joints(skeleton_name: str, num_joints: int, part: str) -> list
     """Joint indices of ``part`` for a dataset's skeleton (``GenerationDataset.skeleton_name``, ``num_joints``)."""
     if part == "all":
         return list(range(int(num_joints)))
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     names = list(get_skeleton(skeleton_name).joint_names)
     if len(names) != int(num_joints):

@@ -58,7 +58,7 @@ class JointMap:
 
 
 def _skeleton(spec: Any, source: str):
-    from skeleton_diffusion.skeletons.skeleton import get_skeleton
+    from skeleton_diffusion.skeletons.lookup import get_skeleton
 
     try:
         return get_skeleton(spec)

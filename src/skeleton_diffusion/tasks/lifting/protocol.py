@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skeleton_diffusion.data.augment.corruption import OCCLUSION_TYPES, corrupt_2d
 from skeleton_diffusion.data.windows.lifting import LiftingWindows
-from skeleton_diffusion.skeletons.skeleton import get_skeleton
+from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
