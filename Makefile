@@ -14,12 +14,13 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 DEMO_DIR ?= output/demo
 
-.PHONY: venv test test-fast demo demo-mdm bench clean-demo help
+.PHONY: venv test test-fast lint demo demo-mdm bench clean-demo help
 
 help:
 	@echo "make demo   - build the synthetic dataset, train both stages, evaluate; evaluate the shipped demo model; GIFs (CPU, minutes)"
 	@echo "make demo-mdm - the same for MDM: train (past- and action-conditioned), evaluate, GIFs, an edit (CPU, minutes)"
 	@echo "make test   - run the test suite"
+	@echo "make lint   - import-layer contracts (lint-imports) and ruff"
 	@echo "make bench  - run the benchmark scripts"
 
 $(PY):
@@ -38,6 +39,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check src tests benchmarks scripts *.py
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     print(f"train step: MDM {res['train_step_s']['mdm']:.3f}s, SkeletonDiffusion (k={args.sd_k}) "
           f"{res['train_step_s']['skeleton_diffusion']:.3f}s", file=sys.stderr, flush=True)
-    del opt, sd_opt
+    opt = sd_opt = None  # free the optimiser states before sampling
 
     # ---------------- sampling
     mdm.eval()

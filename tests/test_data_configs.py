@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from skeleton_diffusion.data.windows.hmp import DATASET_TYPES
+from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES
 from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS
 from skeleton_diffusion.skeletons.lookup import get_skeleton
 

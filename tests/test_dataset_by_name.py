@@ -142,7 +142,7 @@ def test_missing_official_dataset_names_processed_file_and_command(tmp_path, nam
         build_dataset(cfg, split, dataset_main_path=tmp_path)
     msg = str(err.value)
     assert msg.startswith(f"Processed dataset '{name}' not found: expected '{tmp_path / folder}'")
-    assert f"python -m skeleton_diffusion.data.{command}" in msg and "dataset_main_path=" in msg
+    assert f"python -m skeleton_diffusion.apps.{command}" in msg and "dataset_main_path=" in msg
     if split == "test":  # the window CSV is missing too: listed after, with the command that fetches it
         assert "segments_test.csv" in msg and "fetch_annotations" in msg
 

@@ -38,7 +38,6 @@ def test_demo_pipeline_tiny(tmp_path):
                  "debug=eval", "num_samples=4", "progress=false", f"results_path={out}/eval", *common])
     assert "ADE" in proc.stdout
     res = json.loads((out / "eval" / "results.json").read_text())
-    metrics = res.get("metrics", res)
     expected = ["ADE", "FDE", "MMADE", "MMFDE", "APD", "APDE", "CMD", "MAE", "StretchMean", "StretchRMSE",
                 "JitterMean", "JitterRMSE"]
     flat = json.dumps(res)

@@ -18,7 +18,7 @@ def _steps(folder: Path) -> list[int]:
 
 
 def test_mdm_run_honours_keep_every(tmp_path: Path) -> None:
-    from skeleton_diffusion.training import motion as mdm_trainer
+    from skeleton_diffusion.methods.mdm import trainer as mdm_trainer
 
     data = make_synthetic(tmp_path / "data")
     run = tmp_path / "run"

@@ -18,6 +18,8 @@ finished stages (``resume=auto``). A missing shipped model is reported in one me
 
 from __future__ import annotations
 
+import numpy as np
+
 import argparse
 import os
 import shlex

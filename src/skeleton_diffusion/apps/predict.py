@@ -169,7 +169,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_path = save_prediction(out, pred, obs_used, joint_names=sk.joint_names, fps=predictor.fps,
                                num_samples=num_samples, seed=-1 if seed is None else int(seed),
                                skeleton=sk.name, checkpoint=str(predictor.checkpoint),
-                               pose_box_size=predictor.model.pose_box_size)
+                               pose_box_size=getattr(getattr(predictor, "model", None), "pose_box_size", None))
     summary: dict[str, Any] = {"output": out_path, "pred_shape": tuple(pred.shape), "gifs": []}
     print(f"wrote {out_path}: pred {tuple(pred.shape)} metres (B, S, T_pred, J, 3), joints of '{sk.name}'")
     if cfg.get("gif"):

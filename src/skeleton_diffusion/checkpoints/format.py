@@ -299,7 +299,9 @@ def checkpoint_config(ckpt: dict, path: Path) -> Any:
     """The training config stored in a checkpoint's ``meta`` (ours), else the run folder's ``config.yaml``."""
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
-        return OmegaConf.create(meta["config"])
+        from skeleton_diffusion.config.compat import upgrade_targets
+
+        return upgrade_targets(OmegaConf.create(meta["config"]))
     cand = run_config_path(path)
     if cand is not None:
         from skeleton_diffusion.config import load_config  # H15a: a corrupt/empty config.yaml is named, not a traceback

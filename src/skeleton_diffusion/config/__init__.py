@@ -83,7 +83,9 @@ def load_config(path: str | Path, what: str = "config") -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"'{path}' holds a YAML {type(cfg).__name__.removesuffix('Config').lower()}, not a "
                           f"mapping; {expected}")
-    return cfg
+    from skeleton_diffusion.config.compat import upgrade_targets
+
+    return upgrade_targets(cfg)
 
 
 def compose_cli_config(config_name: str, overrides: "list[str] | tuple[str, ...]", keys_hint: str | None = None) -> DictConfig:

@@ -8,7 +8,16 @@ Quick use::
     obs, fut, extra = next(iter(loader))                                # input space, see loaders.py
 """
 
-from skeleton_diffusion.data.windows.hmp import DATASET_TYPES, AMASSDataset, D3PWZeroShotDataset, FreeManDataset, GenericMotionDataset, H36MDataset, MotionWindowDataset, ZeroShotAMASSDataset
+from skeleton_diffusion.data.windows.hmp import MotionWindowDataset
+from skeleton_diffusion.data.windows.hmp_sources import (
+    DATASET_TYPES,
+    AMASSDataset,
+    D3PWZeroShotDataset,
+    FreeManDataset,
+    GenericMotionDataset,
+    H36MDataset,
+    ZeroShotAMASSDataset,
+)
 from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS, build_dataset
 from skeleton_diffusion.data.loaders import build_dataloader, collate_motion_batch, seed_worker
 from skeleton_diffusion.data.mean_motion import read_mean_motion

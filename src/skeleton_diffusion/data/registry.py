@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.data.windows.hmp import DATASET_TYPES, MotionWindowDataset
+from skeleton_diffusion.data.windows.hmp import MotionWindowDataset
+from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES
 
 __all__ = ["build_dataset", "dataset_cfg_to_dict", "resolve_dataset_path", "DEFAULT_DATASET_CFGS", "LOADER_ONLY_KEYS"]
 

@@ -156,7 +156,7 @@ def regenerate_side_files(processed_dir: str | os.PathLike, *, dataset_config: s
         obs, pred = int(round(float(w["history"]) * fps)), int(round(float(w["horizon"]) * fps))
         for split, clips in positions.items():
             if not isinstance(clips, dict):
-                raise ConfigError(f"segments can only be regenerated for the generic layout {{split: {{clip: array}}}}")
+                raise ConfigError("segments can only be regenerated for the generic layout {split: {clip: array}}")
             rows = window_rows([(c, len(a)) for c, a in clips.items()], obs, pred, stride=int(round(stride_seconds * fps)))
             write_csv(ann / f"segments_{split}.csv", ("name", "init", "pred_init", "pred_end"), rows)
             out["segments"][split] = len(rows)

@@ -136,9 +136,29 @@ def unregister(name: str) -> None:
 for _spec in _BUILTIN:
     register(_spec)
 
+#: Out-of-tree methods: ``SKELETON_DIFFUSION_METHODS=pkg.module[,other.module]`` names modules that call
+#: :func:`register` when imported; they are imported on the first registry look-up (every CLI then knows them).
+PLUGIN_ENV = "SKELETON_DIFFUSION_METHODS"
+_plugins_loaded: set[str] = set()
+
+
+def _load_plugins() -> None:
+    import os
+
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
+        if module in _plugins_loaded:
+            continue
+        _plugins_loaded.add(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"{PLUGIN_ENV} names the module '{module}', which cannot be imported ({exc}); "
+                              "put its folder on PYTHONPATH or fix the name") from exc
+
 
 def canonical_name(name: str | None) -> str:
     """The registered name for ``name`` or one of its aliases (empty/None -> ``skeleton_diffusion``)."""
+    _load_plugins()
     key = str(name or "").strip() or DEFAULT_METHOD
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
@@ -157,6 +177,7 @@ def get_method(name: str | None) -> MethodSpec:
 
 def available_methods(task: str | None = None) -> list[str]:
     """Registered method names, optionally only those serving ``task``."""
+    _load_plugins()
     return sorted(n for n, s in _REGISTRY.items() if task is None or task in s.tasks)
 
 

@@ -24,6 +24,7 @@ from skeleton_diffusion.data.augment.corruption import corrupt_2d
 from skeleton_diffusion.data.windows.lifting import LiftingData, LiftingWindows, load_lifting
 from skeleton_diffusion.metrics.lifting import symmetric_bone_pairs
 from skeleton_diffusion.skeletons.lookup import get_skeleton
+from skeleton_diffusion.config.compat import upgrade_targets
 from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.checkpoints.format import make_meta
 from skeleton_diffusion.training.checkpointing import CheckpointSaver, retention_from_config
@@ -163,7 +164,7 @@ def load_lifting_run(path: str | Path, device: Any = "auto", *, use_ema: bool = 
     meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("stage") != "lifting" or "config" not in meta:
         raise ConfigError(f"'{ckpt_path}' is not a lifting checkpoint of ours (no meta.stage == 'lifting')")
-    cfg = OmegaConf.create(meta["config"])
+    cfg = upgrade_targets(OmegaConf.create(meta["config"]))
     data = load_lifting_dataset(cfg.dataset, cfg.dataset_main_path)
     model = build_lifting_model(cfg.model, data)
     load_state_strict(model, model_state(ckpt, ckpt_path, use_ema=use_ema), ckpt_path, "lifting weights")

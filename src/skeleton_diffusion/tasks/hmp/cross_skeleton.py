@@ -36,7 +36,7 @@ import torch
 
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError
 
-__all__ = ["JointMap", "load_joint_map", "map_to_model", "resample_window", "evaluate_cross_skeleton", "main"]
+__all__ = ["JointMap", "load_joint_map", "map_to_model", "resample_window", "evaluate_cross_skeleton"]
 
 JOINT_MAP_DIR = Path(__file__).resolve().parents[4] / "configs" / "joint_maps"
 

@@ -209,7 +209,7 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
                                   augmentation=0, da_mirroring=0.0, da_rotations=0.0)
     if long_term:
         kwargs.update(if_long_term_test=True, long_term_factor=float(cfg.long_term_factor))
-        from skeleton_diffusion.data.windows.hmp import DATASET_TYPES, AMASSDataset
+        from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES, AMASSDataset
 
         if issubclass(DATASET_TYPES.get(str(cfg.dataset.get("dataset_type")), object), AMASSDataset):
             # AMASSDataset applies long_term_factor itself (official): pass the 2 s horizon, not 2.5 x it (H16c)

@@ -30,6 +30,7 @@ from skeleton_diffusion.data.augment.corruption import OCCLUSION_TYPES, corrupt_
 from skeleton_diffusion.data.windows.lifting import LiftingWindows
 from skeleton_diffusion.skeletons.lookup import get_skeleton
 from skeleton_diffusion.utils.device import resolve_device
+from skeleton_diffusion.config.compat import upgrade_targets
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 from skeleton_diffusion.metrics.lifting import (
@@ -59,7 +60,7 @@ def load_lifting_checkpoint(path: str | Path) -> tuple[DictConfig, dict[str, Any
     if not isinstance(meta, dict) or meta.get("stage") != "lifting" or "config" not in meta:
         raise CheckpointError(f"'{ckpt_path}' is not a lifting checkpoint (meta stage "
                               f"{None if not isinstance(meta, dict) else meta.get('stage')!r})")
-    return OmegaConf.create(meta["config"]), ckpt, ckpt_path
+    return upgrade_targets(OmegaConf.create(meta["config"])), ckpt, ckpt_path
 
 
 def evaluate_lifting(model: torch.nn.Module, windows: LiftingWindows, *, occlusion: str, num_samples: int,
