@@ -254,5 +254,12 @@ def load_mdm(path: str | Path, device: str | torch.device = "auto", *, use_ema: 
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
+    from .utils.io import safe_torch_load
+
+    meta = safe_torch_load(path).get("meta", {})
+    if meta.get("variant") == "official":  # a converted official checkpoint (methods/mdm)
+        from .methods.mdm.convert import load_run
+
+        return load_run(path, dev, use_ema=use_ema)  # type: ignore[return-value]
     diffusion, spec, cfg, skeleton, text_encoder = build_mdm_from_checkpoint(path, dev, use_ema=use_ema)
     return MDMPredictor(diffusion, spec, cfg, skeleton, dev, path, text_encoder)

@@ -67,7 +67,7 @@ def write_official_folder(folder: Path, state: dict, args_json: str, pe_source: 
     (folder / "args.json").write_text(json.dumps(args, indent=4, sort_keys=True))
     obj = full
     if ema_decoy:
-        decoy = {k: (torch.randn_like(v) if k not in pe_source else v) for k, v in full.items()}
+        decoy = {k: (v if k.endswith("sequence_pos_encoder.pe") else torch.randn_like(v)) for k, v in full.items()}
         obj = {"model": decoy, "model_avg": full}
     torch.save(obj, folder / "model000000000.pt")
     return folder / "model000000000.pt"

@@ -37,13 +37,14 @@ _SKELETON = {"humanml": "humanml3d", "kit": "kit", "humanact12": "humanact12", "
 def _clean(state: Mapping[str, Any], source: Path, what: str) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"'{source}' {what} is not a state dict of tensors (official TrainLoop.save format)")
-    return {k: v for k, v in state.items() if k not in _PE_KEYS and not k.startswith("clip_model.")}
+    return {k: v for k, v in state.items() if not k.startswith("clip_model.")}
 
 
 def read_official(src: Union[str, Path], config: Optional[Union[str, Path]] = None
                   ) -> tuple[dict[str, Any], dict[str, torch.Tensor], Optional[dict[str, torch.Tensor]]]:
     """``(completed args, weights, EMA weights or None)`` of an official ``modelN.pt`` (+ ``args.json`` beside it,
-    or ``config``). Positional tables and CLIP weights are dropped (rebuilt / external, as the official loader)."""
+    or ``config``). CLIP weights are dropped (the text encoder is external); the positional tables are kept
+    (see :func:`build_network`)."""
     src = Path(src).expanduser()
     if src.is_dir():
         found = sorted(src.glob("model*.pt"))
@@ -70,18 +71,25 @@ def _num_actions(weights: Mapping[str, torch.Tensor]) -> Optional[int]:
 
 def build_network(args: Mapping[str, Any], weights: Optional[Mapping[str, torch.Tensor]] = None,
                   source: Union[str, Path] = "<weights>") -> OfficialMDM:
-    """The official network for ``args``, loaded strictly (positional tables excepted) from ``weights``."""
+    """The official network for ``args``, loaded strictly from ``weights``.
+
+    Positional tables: the official loader deletes them and recomputes the sin/cos table, whose last bits depend
+    on the machine's ``sin``/``exp`` kernels (up to 3e-5 in the first 1000 rows). A stored table of the built
+    shape is the exact one the weights were trained with, so it is kept; otherwise (absent, or another
+    ``pos_embed_max_len``) the recomputed table is used, as officially."""
     net = OfficialMDM.from_official_args(args, num_actions=None if weights is None else _num_actions(weights))
     if weights is not None:
         expected = {k for k in net.state_dict() if k not in _PE_KEYS}
-        got = set(weights)
+        got = {k for k in weights if k not in _PE_KEYS}
         if expected != got:
             missing, extra = sorted(expected - got), sorted(got - expected)
             raise CheckpointError(f"weights in '{source}' do not match the MDM its args.json describes "
                                   f"(dataset={args.get('dataset')!r}, arch={args.get('arch')!r}, "
                                   f"layers={args.get('layers')}): missing {missing[:4]}, unexpected {extra[:4]}")
         try:
-            net.load_state_dict(dict(weights), strict=False)
+            own = net.state_dict()
+            keep = {k: v for k, v in weights.items() if k not in _PE_KEYS or v.shape == own[k].shape}
+            net.load_state_dict(keep, strict=False)
         except RuntimeError as exc:
             raise CheckpointError(f"weights in '{source}' do not fit the network of its args.json "
                                   f"(latent_dim={args.get('latent_dim')}): {str(exc).splitlines()[-1].strip()}")
