@@ -64,6 +64,9 @@ def test_space_timesteps(diff):
         assert kept == case["kept"].tolist(), case["section_counts"]
         # the JSON text form is accepted too
         assert sorted(O.space_timesteps(int(case["num_timesteps"]), case["section_counts"])) == kept
+    # the documented official defect [1] -> step 0, and its correction
+    assert O.space_timesteps(1000, [1]) == [0]
+    assert O.space_timesteps(1000, [1], official=False) == [999]
 
 
 def test_respaced_buffers(diff):

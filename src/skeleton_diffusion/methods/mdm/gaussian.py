@@ -24,17 +24,19 @@ __all__ = ["space_timesteps", "respaced_betas", "official_betas", "OfficialMDMDi
 SectionCounts = Union[int, str, Sequence[int], None]
 
 
-def space_timesteps(num_timesteps: int, section_counts: SectionCounts) -> list[int]:
+def space_timesteps(num_timesteps: int, section_counts: SectionCounts, *, official: bool = True) -> list[int]:
     """Kept steps (ascending) of the official rule: ``int`` or ``[n1, n2, ...]`` (equal sections, each strided
     with a float stride rounded half-to-even), ``"a,b,c"``, ``"ddimN"`` (the integer stride giving exactly N
-    steps) or ``None`` (all). Official corner cases kept: ``[1]`` keeps step 0; ``(1000, [999])`` keeps 499."""
+    steps) or ``None`` (all). Official corner cases kept: ``[1]`` keeps step 0 (a one-step "sampler" that starts
+    from pure noise at the least noisy step); ``official=False`` keeps the section's last step instead.
+    ``(1000, [999])`` keeps 499 (float accumulation of the stride; kept in both modes)."""
     T = int(num_timesteps)
     if section_counts is None:
         return list(range(T))
     if isinstance(section_counts, str):
         text = section_counts.strip()
         if text.startswith("[") or text.startswith('"'):          # JSON text of either form
-            return space_timesteps(T, json.loads(text))
+            return space_timesteps(T, json.loads(text), official=official)
         if text.startswith("ddim"):
             desired = int(text[len("ddim"):])
             for stride in range(1, T):
@@ -57,7 +59,7 @@ def space_timesteps(num_timesteps: int, section_counts: SectionCounts) -> list[i
             raise ConfigError(f"cannot divide a section of {size} steps into {count} (section_counts="
                               f"{section_counts!r}, T={T})")
         stride = 1 if count <= 1 else (size - 1) / (count - 1)
-        cur = 0.0
+        cur = float(size - 1) if (count == 1 and not official) else 0.0
         for _ in range(count):
             kept.append(start + round(cur))
             cur += stride
