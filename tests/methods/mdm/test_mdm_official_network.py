@@ -38,6 +38,8 @@ def test_text_forward(mdm_load, text_net):
         assert_fixture_close(text_net(x, t, None, c, force_uncond=True, frame_mask=fm), to_ours(out["uncond"]),
                              "uncond")
         assert_fixture_close(O.guided_x0(d, x, t, c, s, frame_mask=fm), to_ours(out["cfg"]), "cfg")
+        # no text at all (editing without a prompt): the unconditional output
+        assert_fixture_close(O.guided_x0(d, x, t, None, 0.0, frame_mask=fm), to_ours(out["uncond"]), "no text")
         text_net.mask_frames = True
         try:
             assert_fixture_close(text_net(x, t, None, c, frame_mask=fm), to_ours(out["cond_mask_frames"]),

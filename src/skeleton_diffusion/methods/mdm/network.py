@@ -141,7 +141,7 @@ class OfficialMDM(nn.Module):
             return cond * (1.0 - drop)
         return cond
 
-    def _split_cond(self, x_cond: Cond, batch: int) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    def _split_cond(self, x_cond: Cond, batch: int, force_uncond: bool = False) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
         """-> ``(text [B, D] | action [B] | None, past or None, text padding mask or None)``."""
         past = text_mask = None
         cond = x_cond
@@ -152,6 +152,10 @@ class OfficialMDM(nn.Module):
         if self.is_prefix_comp and past is None:
             raise InputError(f"this prefix-completion MDM (context_len={self.context_len}) needs "
                              "x_cond={'text': [B, 512], 'past': [B, C_ctx, J, C]}")
+        if self.cond_mode != "no_cond" and cond is None and force_uncond:
+            # the unconditional branch ignores the condition's values (it is zeroed before its embedding)
+            cond = (torch.zeros(batch, self.clip_dim) if self.cond_mode == "text"
+                    else torch.zeros(batch, dtype=torch.long))
         if self.cond_mode != "no_cond" and cond is None:
             raise InputError(f"this MDM is {self.cond_mode}-conditioned: pass x_cond (text feature [B, "
                              f"{self.clip_dim}] or action index [B])")
@@ -170,7 +174,7 @@ class OfficialMDM(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.njoints or x.shape[2] % self.nfeats:
             raise InputError(f"x must be [B, {self.njoints}, T*{self.nfeats}], got {tuple(x.shape)}")
         bs, frames = x.shape[0], x.shape[2] // self.nfeats
-        cond, past, text_mask = self._split_cond(x_cond, bs)
+        cond, past, text_mask = self._split_cond(x_cond, bs, force_uncond)
         h = x.reshape(bs, self.njoints, frames, self.nfeats).permute(2, 0, 1, 3).reshape(frames, bs, -1)
         if self.is_prefix_comp:
             if past.dim() != 4 or past.shape[0] != bs or tuple(past.shape[2:]) != (self.njoints, self.nfeats):
@@ -179,14 +183,14 @@ class OfficialMDM(nn.Module):
             h = torch.cat([past.to(h).permute(1, 0, 2, 3).reshape(past.shape[1], bs, -1), h], dim=0)
         time_emb = self.embed_timestep(t)                                        # [1, B, d]
         if self.cond_mode == "text":
-            enc = cond.to(time_emb)
+            enc = cond.to(device=time_emb.device, dtype=time_emb.dtype)
             if enc.dim() == 2:
                 enc = enc.unsqueeze(0)                                           # [1, B, D]
             else:                                                                # DistilBERT tokens [B, L, D]
                 enc = enc.permute(1, 0, 2)
             emb = self.embed_text(self._drop(enc, force_uncond, generator)) + time_emb
         elif self.cond_mode == "action":
-            idx = cond.reshape(bs, -1)[:, 0].long()
+            idx = cond.reshape(bs, -1)[:, 0].long().to(time_emb.device)
             emb = time_emb + self._drop(self.embed_action.action_embedding[idx].unsqueeze(0), force_uncond,
                                         generator)
         else:

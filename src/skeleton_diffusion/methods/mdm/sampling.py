@@ -35,10 +35,15 @@ def _batch_cond(x_cond: Any, batch: int) -> Any:
 def guided_x0(diffusion, x: Tensor, t: Tensor, x_cond: Any, guidance_param: Optional[float] = None, *,
               frame_mask: Optional[Tensor] = None) -> Tensor:
     """x̂₀ at diffusion step ``t [B]``: the conditional network, or with ``guidance_param = s`` the official
-    ``ClassifierFreeSampleModel``: ``uncond + s · (cond − uncond)`` (both passes are run for every ``s``)."""
+    ``ClassifierFreeSampleModel``: ``uncond + s · (cond − uncond)`` (both passes are run for every ``s``).
+    Without a text/action (``x_cond`` None) a conditional network gives its unconditional output."""
     net = diffusion.model
     x_cond = _batch_cond(x_cond, x.shape[0])
     tm = diffusion.model_timesteps(t) if hasattr(diffusion, "model_timesteps") else t
+    no_cond = x_cond is None or (isinstance(x_cond, dict) and x_cond.get("text", x_cond.get("action")) is None)
+    if no_cond and getattr(net, "cond_mode", "no_cond") != "no_cond":
+        # no text/action given (e.g. editing without a prompt): the unconditional output, for every scale
+        return net(x, tm, None, x_cond, force_uncond=True, frame_mask=frame_mask)
     cond = net(x, tm, None, x_cond, frame_mask=frame_mask)
     if guidance_param is None:
         return cond
