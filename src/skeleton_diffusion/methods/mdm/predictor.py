@@ -112,7 +112,8 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
                               ) -> tuple[nn.Module, Any, DictConfig, Any, Optional[nn.Module]]:
     """-> ``(diffusion, spec, train config, skeleton, text encoder or None)`` of an MDM checkpoint (frozen,
     eval mode)."""
-    from skeleton_diffusion.training.motion import build_mdm, load_motion_checkpoint
+    from skeleton_diffusion.training.motion import load_motion_checkpoint
+    from skeleton_diffusion.methods.mdm.trainer import build_mdm
 
     diffusion, spec, cfg, skeleton, text_encoder, _, _ = load_motion_checkpoint(
         path, device, use_ema, "mdm", build_mdm, "an MDM")
@@ -254,6 +255,13 @@ def load_mdm(path: str | Path, device: str | torch.device = "auto", *, use_ema: 
 
     path = resolve_checkpoint(path)
     dev = resolve_device(device)
+    from skeleton_diffusion.utils.io import safe_torch_load
+
+    meta = safe_torch_load(path).get("meta", {})
+    if meta.get("variant") == "official":  # a converted official checkpoint (methods/mdm)
+        from skeleton_diffusion.methods.mdm.convert import load_run
+
+        return load_run(path, dev, use_ema=use_ema)  # type: ignore[return-value]
     diffusion, spec, cfg, skeleton, text_encoder = build_mdm_from_checkpoint(path, dev, use_ema=use_ema)
     return MDMPredictor(diffusion, spec, cfg, skeleton, dev, path, text_encoder)
 
