@@ -118,3 +118,16 @@ def test_protocol_rejects_bad_inputs(proto):
     with pytest.raises(ConfigError):
         type(proto)(proto.evaluator, proto.glove, "/nonexistent", eval_mean=proto.eval_mean,
                     eval_std=proto.eval_std, mode="full")
+
+
+def test_caption_length_switch(proto):
+    """MDM's fix #182: 'eos' (default) vs the paper's 'padded' text length (22 tokens) for the generated set."""
+    batch = proto._batches("data", np.random.RandomState(0), __import__("random").Random(0))[0]
+    motions = batch.motions
+    t_eos, m_eos = proto._embed(batch, motions)
+    t_pad, m_pad = proto._embed(batch, motions, padded_cap_len=True)
+    assert not np.allclose(t_eos, t_pad)
+    assert proto.caption_length == "eos"
+    with pytest.raises(ConfigError, match="caption_length"):
+        type(proto)(proto.evaluator, proto.glove, "/nonexistent", eval_mean=proto.eval_mean,
+                    eval_std=proto.eval_std, caption_length="22")

@@ -21,6 +21,11 @@ length), so the random pairs of Diversity/MultiModality pick the same rows as th
 same data. The data draws (shuffles, caption choice, 1-in-3 coin, crop offset) use their own seeded streams:
 the official ones run inside DataLoader workers and cannot be replayed bit for bit; the metric stream can.
 
+Caption length (``caption_length``): MDM fixed its evaluation in Jan 2024 (issue #182): the generated set's text
+length is ``tokens.index('eos/OTHER') + 1`` (``"eos"``, default, the numbers MDM asks to cite); before, it was
+``len(tokens)`` = 22 with the text GRU reading the ``unk`` padding (``"padded"``, the MDM paper's table: lower
+R-precision, higher MM-Dist). The GT loader always uses the sentence length.
+
 Generator interface: ``generate(captions: list[str], lengths: LongTensor [B], num_samples: int, *,
 generator=None) -> [B, num_samples, T, F]`` (or ``[B, T, F]`` for one sample) in the dataset's normalisation.
 """
@@ -99,11 +104,15 @@ class OfficialGenerationProtocol:
         split: str = "test", mode: str = "wo_mm", seed: int = 10, batch_size: int = 32,
         num_samples_limit: int | None = 1000, replication_times: int | None = None, diversity_times: int = 300,
         mm_num_samples: int | None = None, mm_num_repeats: int | None = None, mm_times: int | None = None,
-        max_motion_length: int = 196, max_text_len: int = 20, min_len: int = 40,
+        max_motion_length: int = 196, max_text_len: int = 20, min_len: int = 40, caption_length: str = "eos",
     ) -> None:  # fmt: skip
         if mode not in EVAL_MODES:
             raise ConfigError(f"eval mode must be one of {sorted(EVAL_MODES)} (MDM's --eval_mode); got {mode!r}.")
         reps, run_mm, mm_n, mm_r, mm_t = EVAL_MODES[mode]
+        if caption_length not in ("eos", "padded"):
+            raise ConfigError(f"caption_length must be 'eos' (MDM after fix #182) or 'padded' (the MDM paper's "
+                              f"numbers); got {caption_length!r}.")  # fmt: skip
+        self.caption_length = caption_length
         self.mode, self.seed, self.batch_size = mode, int(seed), int(batch_size)
         self.replication_times = int(replication_times if replication_times is not None else reps)
         self.run_mm = run_mm
@@ -155,9 +164,11 @@ class OfficialGenerationProtocol:
         return out
 
     def _embed(self, batch: _Batch, motions: np.ndarray | torch.Tensor, with_text: bool = True,
-               ) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
-        """Official wrapper row order: collate by sentence length, then sort by motion length."""
-        order = collate_order(batch.sent_lens)
+               padded_cap_len: bool = False) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
+        """Official wrapper row order: collate by sentence length, then sort by motion length.
+        ``padded_cap_len``: the text GRU reads all ``max_text_len + 2`` tokens (MDM before fix #182)."""
+        cap_lens = [len(p) for p in batch.padded] if padded_cap_len else batch.sent_lens
+        order = collate_order(cap_lens)
         lens = [batch.lengths[i] for i in order]
         rows = np.asarray(order)[length_sort_order(lens)]
         feats = torch.as_tensor(np.asarray(motions)[rows], dtype=torch.float32)
@@ -167,7 +178,7 @@ class OfficialGenerationProtocol:
             enc = [self.glove.encode_padded(batch.padded[i]) for i in rows]
             text = self.evaluator.text_embedding(torch.as_tensor(np.stack([e[0] for e in enc])),
                                                  torch.as_tensor(np.stack([e[1] for e in enc])),
-                                                 torch.tensor([batch.sent_lens[i] for i in rows]))
+                                                 torch.tensor([cap_lens[i] for i in rows]))
             text = text.cpu().numpy()
         return text, motion.cpu().numpy()
 
@@ -208,7 +219,7 @@ class OfficialGenerationProtocol:
         for i, batch in enumerate(gen_batches[:real]):
             repeats = self.mm_num_repeats if i in mm_idxs else 1
             sample = self._generate(model, batch, repeats, gen)  # [B, S, T, F]
-            t, m = self._embed(batch, sample[:, 0])
+            t, m = self._embed(batch, sample[:, 0], padded_cap_len=self.caption_length == "padded")
             gen_text.append(t), gen_motion.append(m)
             if i in mm_idxs:
                 for k in range(len(batch.captions)):
