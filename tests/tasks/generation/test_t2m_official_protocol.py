@@ -131,3 +131,17 @@ def test_caption_length_switch(proto):
     with pytest.raises(ConfigError, match="caption_length"):
         type(proto)(proto.evaluator, proto.glove, "/nonexistent", eval_mean=proto.eval_mean,
                     eval_std=proto.eval_std, caption_length="22")
+
+
+def test_official_paths_from_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    from skeleton_diffusion.tasks.generation.official_eval import official_paths
+
+    task = OmegaConf.create({"evaluator": "official", "official_root": str(tmp_path)})
+    p = official_paths(task, "humanml3d")
+    assert p["checkpoint"] == tmp_path / "t2m/text_mot_match/model/finest.tar"
+    assert p["glove"] == tmp_path / "glove" and p["meta"] == tmp_path / "dataset"
+    assert official_paths(task, "kit")["checkpoint"] == tmp_path / "kit/text_mot_match/model/finest.tar"
+    with pytest.raises(ConfigError, match="official_root"):
+        official_paths(OmegaConf.create({"evaluator": "official"}))
