@@ -105,8 +105,8 @@ def our_loop(text_enc, model, captions, mm_batches, repeats, shape, betas, scale
         part = rows[i : i + chunk]
         gens = [window_generators(seed, [w], r, device)[0] for w, r in part]
         cond = cond_all[i : i + chunk]
-        x = ddpm_sample(lambda x, t: guided_x0(model, x, t, cond, null, scale), (len(part), *shape), betas,
-                        lambda: window_noise(gens, shape, device))  # fmt: skip
+        x = ddpm_sample(lambda x, t, c=cond: guided_x0(model, x, t, c, null, scale), (len(part), *shape), betas,
+                        lambda g=gens: window_noise(g, shape, device))  # fmt: skip
         samples.append(x)
     x = torch.cat(samples)
     n = len(captions) // bs * bs

@@ -10,8 +10,16 @@ import pytest
 import torch
 from _t2m_fixture import close, t2m_dir
 
-from skeleton_diffusion.tasks.generation.humanml_eval_data import collate_order, official_crop, parse_caption_line
-from skeleton_diffusion.tasks.generation.official import load_glove, official_eval_length, pad_tokens
+from skeleton_diffusion.tasks.generation.humanml_eval_data import (
+    collate_order,
+    official_crop,
+    parse_caption_line,
+)
+from skeleton_diffusion.tasks.generation.official import (
+    load_glove,
+    official_eval_length,
+    pad_tokens,
+)
 from skeleton_diffusion.utils.errors import DataFormatError, InputError
 
 
@@ -46,7 +54,7 @@ def test_vip_override_oov_and_crop(fx):
     assert tags[1:5].tolist() == [12, 14, 14, 9]  # Act_VIP, unknown -> OTHER, CCONJ -> OTHER, Loc_VIP
     assert np.array_equal(w[2], glove.vectors[glove.word_to_index["unk"]])
     assert np.array_equal(w[6:], np.repeat(glove.vectors[glove.word_to_index["unk"]][None], 16, 0))
-    long = [f"a/DET"] * 22
+    long = ["a/DET"] * 22
     padded, n = pad_tokens(long, 20)
     assert n == 22 and len(padded) == 22 and padded[0] == "sos/OTHER" and padded[-1] == "eos/OTHER"
     assert glove.encode_tokens(long)[2] == 22

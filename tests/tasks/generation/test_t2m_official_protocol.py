@@ -15,7 +15,10 @@ from skeleton_diffusion.tasks.generation.official import (
     r_precision,
     summarize,
 )
-from skeleton_diffusion.tasks.generation.official_protocol import EVAL_MODES, protocol_from_files
+from skeleton_diffusion.tasks.generation.official_protocol import (
+    EVAL_MODES,
+    protocol_from_files,
+)
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 WORDS = [("person", "NOUN"), ("man", "NOUN"), ("walk", "VERB"), ("run", "VERB"), ("jump", "VERB"),
@@ -124,8 +127,8 @@ def test_caption_length_switch(proto):
     """MDM's fix #182: 'eos' (default) vs the paper's 'padded' text length (22 tokens) for the generated set."""
     batch = proto._batches("data", np.random.RandomState(0), __import__("random").Random(0))[0]
     motions = batch.motions
-    t_eos, m_eos = proto._embed(batch, motions)
-    t_pad, m_pad = proto._embed(batch, motions, padded_cap_len=True)
+    t_eos, _ = proto._embed(batch, motions)
+    t_pad, _ = proto._embed(batch, motions, padded_cap_len=True)
     assert not np.allclose(t_eos, t_pad)
     assert proto.caption_length == "eos"
     with pytest.raises(ConfigError, match="caption_length"):

@@ -62,7 +62,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     scalars that pickle encodes with plain opcodes (list, dict, str, int, and tuple/bool/None/float) can be
     built, so loading cannot execute code."""
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D401
+    def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed (only list, dict, str and int)")
 
 
@@ -75,7 +75,7 @@ def safe_load_pickle(path: str | Path) -> Any:
         raise FileAccessError.from_os_error(exc) from exc
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataFormatError(f"'{path}' is not a safe pickle of lists/dicts of str and int (the official GloVe "
                               f"format); refused: {exc}") from exc  # fmt: skip
 

@@ -10,7 +10,14 @@ Data: :func:`renormalize_for_evaluator`, :func:`official_eval_length`. Metrics (
 from __future__ import annotations
 
 from skeleton_diffusion.evaluation.results import summarize
-from skeleton_diffusion.tasks.generation.glove import POS_TAGS, VIP_WORDS, GloVe, load_glove, pad_tokens, safe_load_pickle
+from skeleton_diffusion.tasks.generation.glove import (
+    POS_TAGS,
+    VIP_WORDS,
+    GloVe,
+    load_glove,
+    pad_tokens,
+    safe_load_pickle,
+)
 from skeleton_diffusion.tasks.generation.humanml_eval_data import (
     collate_order,
     length_sort_order,
@@ -31,7 +38,10 @@ from skeleton_diffusion.tasks.generation.official_metrics import (
     replication_statistics,
     top_k_hits,
 )
-from skeleton_diffusion.tasks.generation.t2m_networks import OfficialT2MEvaluator, load_official_t2m_evaluator
+from skeleton_diffusion.tasks.generation.t2m_networks import (
+    OfficialT2MEvaluator,
+    load_official_t2m_evaluator,
+)
 
 __all__ = [
     "load_official_t2m_evaluator",

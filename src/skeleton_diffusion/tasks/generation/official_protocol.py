@@ -315,7 +315,9 @@ def protocol_from_files(checkpoint: str | Path, glove_dir: str | Path, meta_dir:
     """Build the runner from the official files: ``finest.tar``, the GloVe folder, ``<meta_dir>/<dataset>_mean.npy``
     / ``_std.npy`` (``t2m`` HumanML3D, ``kit`` KIT-ML) and the dataset folder."""
     from skeleton_diffusion.tasks.generation.glove import load_glove
-    from skeleton_diffusion.tasks.generation.t2m_networks import load_official_t2m_evaluator
+    from skeleton_diffusion.tasks.generation.t2m_networks import (
+        load_official_t2m_evaluator,
+    )
 
     meta = Path(meta_dir)
     stats = [meta / f"{dataset}_mean.npy", meta / f"{dataset}_std.npy"]

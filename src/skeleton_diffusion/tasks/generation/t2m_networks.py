@@ -182,7 +182,7 @@ def load_official_t2m_evaluator(path: str | Path, device: str | torch.device = "
                               "<checkpoints>/t2m/text_mot_match/model/finest.tar, or kit/... for KIT-ML).")
     try:
         ckpt: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"could not read '{path}' with weights_only=True: {exc}") from exc
     if not isinstance(ckpt, Mapping) or any(k not in ckpt for k in T2M_MODULES):
         found = sorted(ckpt) if isinstance(ckpt, Mapping) else type(ckpt).__name__
