@@ -97,3 +97,9 @@ def test_only_full_batches_are_used(m):
     extra_g = np.concatenate([m["gen_motion_emb"], m["gen_motion_emb"][:5] - 3.0])
     assert np.array_equal(r_precision(extra_t, extra_g, bs), r_precision(m["text_emb"], m["gen_motion_emb"], bs))
     assert matching_score(extra_t, extra_g, bs) == matching_score(m["text_emb"], m["gen_motion_emb"], bs)
+    extra_ref = np.concatenate([m["gt_fid_motion_emb"], m["gt_fid_motion_emb"][:7] * 2.0])
+    close(generation_fid(extra_ref, extra_g, bs), m["fid_gen"], "fid_gen with extra rows")
+    times, seed = int(m["diversity_times"]), int(m["diversity_seed"])
+    close(diversity(np.concatenate([m["gt_motion_emb"], m["gt_motion_emb"][:9]]), times, np.random.RandomState(seed),
+                    bs), m["diversity_gt"], "diversity_gt with extra rows")
+    assert generation_fid(extra_ref, extra_g, None) != generation_fid(extra_ref, extra_g, bs)

@@ -89,9 +89,9 @@ def test_protocol_replays_one_legacy_stream(proto):
             got = metrics[name]
             assert np.array_equal(got["R_precision"], r_precision(rep.text[name], rep.motion[name], 16))
             assert got["Matching Score"] == matching_score(rep.text[name], rep.motion[name], 16)
-            assert got["FID"] == generation_fid(rep.gt_fid, rep.motion[name])
-        assert metrics["ground truth"]["Diversity"] == diversity(rep.motion["ground truth"], 20, rng)
-        assert metrics["vald"]["Diversity"] == diversity(rep.motion["vald"], 20, rng)
+            assert got["FID"] == generation_fid(rep.gt_fid, rep.motion[name], 16)
+        assert metrics["ground truth"]["Diversity"] == diversity(rep.motion["ground truth"], 20, rng, 16)
+        assert metrics["vald"]["Diversity"] == diversity(rep.motion["vald"], 20, rng, 16)
         assert rep.mm.shape == (16, 4, 32)
         assert metrics["vald"]["MultiModality"] == multimodality(rep.mm, 3, rng)
     s = out["summary"]

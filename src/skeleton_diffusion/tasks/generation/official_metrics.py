@@ -139,15 +139,25 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def generation_fid(gt_emb: np.ndarray, gen_emb: np.ndarray) -> float:
-    """FID of ``gen_emb [N2, D]`` against the reference ``gt_emb [N1, D]`` (officially: the GT second pass)."""
-    return frechet_distance(*activation_statistics(gt_emb), *activation_statistics(gen_emb))
+def _used_rows(name: str, emb: np.ndarray, batch_size: int | None) -> np.ndarray:
+    emb = _emb(name, emb)
+    if batch_size is None:
+        return emb
+    return emb[: len(full_batches(emb.shape[0], batch_size)) * batch_size]
 
 
-def diversity(emb: np.ndarray, times: int, rng: Any) -> float:
+def generation_fid(gt_emb: np.ndarray, gen_emb: np.ndarray, batch_size: int | None = 32) -> float:
+    """FID of ``gen_emb [N2, D]`` against the reference ``gt_emb [N1, D]`` (officially: the GT second pass).
+    Rows past the last full batch of ``batch_size`` are dropped, as the official loaders do (``None``: all)."""
+    return frechet_distance(*activation_statistics(_used_rows("gt_emb", gt_emb, batch_size)),
+                            *activation_statistics(_used_rows("gen_emb", gen_emb, batch_size)))
+
+
+def diversity(emb: np.ndarray, times: int, rng: Any, batch_size: int | None = 32) -> float:
     """Mean distance of ``times`` pairs ``(emb[first], emb[second])``, each index set drawn without replacement
-    by ``rng.choice`` (``np.random.RandomState`` = the official legacy stream). Needs ``N > times``."""
-    emb = _emb("emb", emb)
+    by ``rng.choice`` (``np.random.RandomState`` = the official legacy stream). Needs ``N > times``. Rows past
+    the last full batch of ``batch_size`` are dropped, as the official loaders do (``None``: all rows)."""
+    emb = _used_rows("emb", emb, batch_size)
     n = emb.shape[0]
     if n <= times:
         raise InputError(f"Diversity needs more than diversity_times={times} rows; got {n}.")

@@ -240,10 +240,10 @@ class OfficialGenerationProtocol:
             rep.metrics[name] = {
                 "Matching Score": matching_score(rep.text[name], rep.motion[name], self.batch_size),
                 "R_precision": r_precision(rep.text[name], rep.motion[name], self.batch_size),
-                "FID": generation_fid(fid_ref, rep.motion[name]),
+                "FID": generation_fid(fid_ref, rep.motion[name], self.batch_size),
             }
         for name in ("ground truth", "vald"):
-            rep.metrics[name]["Diversity"] = diversity(rep.motion[name], self.diversity_times, rng)
+            rep.metrics[name]["Diversity"] = diversity(rep.motion[name], self.diversity_times, rng, self.batch_size)
         if self.run_mm:
             rep.metrics["vald"]["MultiModality"] = (multimodality(rep.mm, self.mm_times, rng)
                                                     if rep.mm is not None else 0.0)  # fmt: skip
