@@ -139,6 +139,7 @@ class OfficialT2MEvaluator(nn.Module):
     @torch.no_grad()
     def movements(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, T, dim_pose]`` evaluator-normalised features -> movement codes ``[B, T//4, latent]``."""
+        features = torch.as_tensor(features)
         if features.dim() != 3 or features.shape[-1] != self.dim_pose:
             raise InputError(f"evaluator motion features must be [B, T, {self.dim_pose}] (HumanML3D vectors "
                              f"normalised with the evaluator's mean/std); got {tuple(features.shape)}.")
