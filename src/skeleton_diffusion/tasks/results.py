@@ -2,7 +2,8 @@
 
 Metrics keep their official names (ADE, FDE, MMADE, MMFDE, APD, APDE, CMD, MAE, StretchMean, StretchRMSE,
 JitterMean, JitterRMSE, FID). With several seeds each value is reported as mean and standard deviation
-(ddof=1) over the runs; the per-seed values are kept in the JSON.
+(ddof=1) over the runs; the per-seed values are kept in the JSON. Each metric also gets ``conf95`` =
+``1.96 * std(ddof=0) / sqrt(R)``, the 95% interval ("CInterval") that text-to-motion tables print.
 
 Files are written atomically (``skeleton_diffusion.utils.io.atomic_write``).
 """
@@ -89,11 +90,20 @@ def summarize(
         "stats_mode": runs[0].get("stats_mode"),
         "wall_time_s": float(sum(float(r.get("wall_time_s", 0.0)) for r in runs)),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metrics": {m: {**v, "unit": METRIC_UNITS.get(m, "")} for m, v in agg.items()},
+        "metrics": {m: {**v, "conf95": _conf95(v["values"]), "unit": METRIC_UNITS.get(m, "")}
+                    for m, v in agg.items()},
     }
     if extra:
         summary["extra"] = dict(extra)
     return summary
+
+
+def _conf95(values: Sequence[float]) -> float:
+    """The official "CInterval" of published text-to-motion tables: ``1.96 * std(ddof=0) / sqrt(R)``."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    return float(1.96 * v.std() / np.sqrt(len(v)))
 
 
 def _fmt(value: float, std: float | None, n: int) -> str:
