@@ -555,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="official flat diffusion config.yaml (default: found beside the checkpoint)")
     p.add_argument("--autoencoder-config", help="official flat autoencoder config.yaml (default: beside it)")
     p.add_argument("--force", action="store_true", help="replace an existing run in OUT_DIR")
+    p.add_argument("--method", choices=("skeleton_diffusion", "crossdiff"), default="skeleton_diffusion",
+                   help="whose checkpoint: SkeletonDiffusion (default) or an official CrossDiff model####.pt "
+                        "(with --config <merged official yaml>)")
     return p
 
 
@@ -566,6 +569,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
     def _run() -> Path:
+        if args.method == "crossdiff":
+            from .methods.crossdiff import convert as convert_crossdiff
+
+            config = Path(args.config) if args.config else None
+            out = convert_crossdiff(Path(args.checkpoint), Path(args.out_dir), config=config, force=args.force)
+            print(f"converted official CrossDiff -> {out}")
+            return out
         stage = args.stage
         _check_out_dir(Path(args.out_dir).expanduser(), args.force)  # before reading a large file
         loaded = load_official_file(args.checkpoint)

@@ -145,8 +145,18 @@ class CrossDiffPredictor:
 
 def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False,
                    start: str = "3d") -> CrossDiffPredictor:
-    """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode)."""
+    """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode); a
+    converted official run (``meta.representation == 'official'``) -> ``methods.crossdiff.load_run``."""
+    from ..inference import resolve_checkpoint
+    from ..utils.io import safe_torch_load
     from .crossdiff_trainer import build_crossdiff
+
+    ckpt = safe_torch_load(resolve_checkpoint(path))
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if isinstance(meta, dict) and meta.get("representation") == "official":
+        from ..methods.crossdiff import load_run
+
+        return load_run(path, device)  # type: ignore[return-value]
     from .mdm_trainer import load_motion_checkpoint
 
     model, spec, cfg, skeleton, text_encoder, dev, path = load_motion_checkpoint(
