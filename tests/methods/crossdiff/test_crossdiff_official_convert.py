@@ -15,10 +15,10 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _crossdiff_fixture import assert_close, load_fixture, official_state_dict  # noqa: E402
+from _crossdiff_fixture import assert_close, load_fixture, official_state_dict
 
-from skeleton_diffusion.methods.crossdiff import convert, load_run  # noqa: E402
-from skeleton_diffusion.utils.errors import CheckpointError, ConfigError  # noqa: E402
+from skeleton_diffusion.methods.crossdiff import convert, load_run
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 
 #: the rest of the official configs/base.yaml, as parse_args merges it (values the converter must tolerate)
 BASE_REST = {"resume_checkpoint": None, "test_checkpoint": None, "num_epochs": 2000, "save_interval": 200,

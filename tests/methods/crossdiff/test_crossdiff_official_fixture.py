@@ -14,9 +14,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _crossdiff_fixture import assert_close, load_fixture, official_state_dict  # noqa: E402
+from _crossdiff_fixture import assert_close, load_fixture, official_state_dict
 
-from skeleton_diffusion.methods.crossdiff import official  # noqa: E402
+from skeleton_diffusion.methods.crossdiff import official
 
 DIRECTIONS = {"3d->3d": ("x_t", "3d", False), "3d->2d": ("x_t", "2d", False), "2d->3d": ("joint_t", "3d", False),
               "2d->2d": ("joint_t", "2d", False), "3d->3d_uncond": ("x_t", "3d", True),

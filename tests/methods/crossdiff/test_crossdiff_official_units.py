@@ -10,12 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.methods.crossdiff.diffusion import OfficialDiffusion, official_betas
+from skeleton_diffusion.methods.crossdiff.diffusion import (
+    OfficialDiffusion,
+    official_betas,
+)
 from skeleton_diffusion.methods.crossdiff.loss import masked_l2
 from skeleton_diffusion.methods.crossdiff.network import OfficialCrossDiffNet
-from skeleton_diffusion.methods.crossdiff.protocol import (CrossDiffEvalProtocol, confidence_interval,
-                                                           crossdiff_diversity, diversity_times, eval_feature_index)
-from skeleton_diffusion.methods.crossdiff.sampling import guided_x0, official_guidance_param, sample_official
+from skeleton_diffusion.methods.crossdiff.protocol import (
+    CrossDiffEvalProtocol,
+    confidence_interval,
+    crossdiff_diversity,
+    diversity_times,
+    eval_feature_index,
+)
+from skeleton_diffusion.methods.crossdiff.sampling import (
+    guided_x0,
+    official_guidance_param,
+    sample_official,
+)
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 
@@ -31,7 +43,7 @@ def tiny() -> SimpleNamespace:
 def test_cosine_schedule_matches_its_definition() -> None:
     betas = official_betas("cosine", 1000)
     ac = np.cumprod(1 - betas)
-    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
     expected = np.array([f((i + 1) / 1000) / f(0) for i in range(1000)])
     assert betas.shape == (1000,) and betas.max() <= 0.999
     assert np.allclose(ac[:990], expected[:990], rtol=1e-9)  # the last steps are clipped at beta 0.999

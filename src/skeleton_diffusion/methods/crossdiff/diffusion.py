@@ -9,7 +9,6 @@ values are looked up in float64 and cast to float32 before they meet a tensor (o
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from torch import Tensor
 
 from skeleton_diffusion.utils.errors import ConfigError
 
-__all__ = ["OFFICIAL_STEPS", "official_betas", "OfficialDiffusion"]
+__all__ = ["OFFICIAL_STEPS", "OfficialDiffusion", "official_betas"]
 
 OFFICIAL_STEPS = 1000
 
@@ -25,7 +24,7 @@ OFFICIAL_STEPS = 1000
 def official_betas(schedule: str = "cosine", steps: int = OFFICIAL_STEPS) -> np.ndarray:
     """Official ``get_named_beta_schedule`` (scale 1) followed by the ``SpacedDiffusion`` recomputation."""
     if schedule == "cosine":
-        bar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+        bar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
         betas = np.array([min(1 - bar((i + 1) / steps) / bar(i / steps), 0.999) for i in range(steps)])
     elif schedule == "linear":
         scale = 1000 / steps
@@ -70,7 +69,7 @@ class OfficialDiffusion:
         v = self._torch[name].to(t.device)[t].float()
         return v.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
 
-    def q_sample(self, x0: Tensor, t: Tensor, noise: Optional[Tensor] = None) -> Tensor:
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor | None = None) -> Tensor:
         """``x_t = sqrt(ᾱ_t)·x0 + sqrt(1-ᾱ_t)·noise``; ``x0 [B, ...]``, ``t [B]`` long."""
         if noise is None:
             noise = torch.randn_like(x0)
@@ -83,7 +82,7 @@ class OfficialDiffusion:
         """Mean of ``q(x_{t-1} | x_t, x0)``."""
         return self.extract("posterior_mean_coef1", t, x_t) * x0 + self.extract("posterior_mean_coef2", t, x_t) * x_t
 
-    def p_step(self, x0_hat: Tensor, x_t: Tensor, t: Tensor, noise: Optional[Tensor] = None) -> Tensor:
+    def p_step(self, x0_hat: Tensor, x_t: Tensor, t: Tensor, noise: Tensor | None = None) -> Tensor:
         """One official DDPM step (``p_sample`` with fixed-small variance): posterior mean from the predicted
         ``x0_hat`` plus ``exp(0.5·log σ²_t)·noise``, no noise where ``t == 0``."""
         if noise is None:

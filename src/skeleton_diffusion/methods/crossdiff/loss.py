@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from torch import Tensor
 
 from skeleton_diffusion.utils.errors import InputError
 
-__all__ = ["masked_l2", "crossdiff_loss", "crossdiff_terms", "crossdiff_finetune_loss", "loss_for_mode"]
+__all__ = ["crossdiff_finetune_loss", "crossdiff_loss", "crossdiff_terms", "loss_for_mode", "masked_l2"]
 
 
 def masked_l2(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
@@ -37,8 +37,8 @@ def _frame_mask(frame_mask: Tensor, x: Tensor) -> Tensor:
 
 
 def crossdiff_terms(model: Any, x3d: Tensor, x2d: Tensor, text: Tensor, *, has3d: Tensor, frame_mask: Tensor,
-                    mask2d: Tensor, t: Tensor, noise3d: Optional[Tensor] = None,
-                    noise2d: Optional[Tensor] = None) -> dict[str, Tensor]:
+                    mask2d: Tensor, t: Tensor, noise3d: Tensor | None = None,
+                    noise2d: Tensor | None = None) -> dict[str, Tensor]:
     """The four per-sample pretrain terms ``{name: [B]}`` (module doc). ``model`` has ``.net``, ``.diff3d``,
     ``.diff2d``; ``x3d [B, 263, 1, T]``, ``x2d [B, 134, 1, T]``, ``has3d [B]`` bool, ``frame_mask [B, T]`` bool,
     ``mask2d`` like ``x2d`` (the official ``joint_mask``), ``t [B]``; noises default to fresh normal draws."""
@@ -65,7 +65,7 @@ def crossdiff_terms(model: Any, x3d: Tensor, x2d: Tensor, text: Tensor, *, has3d
 
 
 def crossdiff_loss(model: Any, x3d: Tensor, x2d: Tensor, text: Tensor, *, has3d: Tensor, frame_mask: Tensor,
-                   mask2d: Tensor, t: Tensor, noise3d: Optional[Tensor], noise2d: Optional[Tensor],
+                   mask2d: Tensor, t: Tensor, noise3d: Tensor | None, noise2d: Tensor | None,
                    w_2d: float = 1.0, w_m2j: float = 1.0, w_j2m: float = 1.0) -> dict[str, Tensor]:
     """Official pretrain loss, batch means: ``{"motion", "joint", "motion2joint", "joint2motion", "loss"}``
     with ``loss = motion + w_2d·joint + w_m2j·motion2joint + w_j2m·joint2motion`` (per sample, then the mean
@@ -83,7 +83,7 @@ def crossdiff_loss(model: Any, x3d: Tensor, x2d: Tensor, text: Tensor, *, has3d:
 
 
 def crossdiff_finetune_loss(model: Any, x3d: Tensor, text: Tensor, *, frame_mask: Tensor, t: Tensor,
-                            noise3d: Optional[Tensor] = None) -> dict[str, Tensor]:
+                            noise3d: Tensor | None = None) -> dict[str, Tensor]:
     """Official finetune loss ``{"loss"}``: ``masked_l2(x3d, net(q_sample(x3d))['3d'], frame_mask)``, batch mean
     (the 3D head only, as the official ``return_j=False`` call)."""
     fm = _frame_mask(frame_mask, x3d)
@@ -93,8 +93,8 @@ def crossdiff_finetune_loss(model: Any, x3d: Tensor, text: Tensor, *, frame_mask
 
 
 def loss_for_mode(mode: str, model: Any, batch: dict[str, Tensor], *, t: Tensor, w_m2j: float = 1.0,
-                  w_j2m: float = 1.0, noise3d: Optional[Tensor] = None,
-                  noise2d: Optional[Tensor] = None) -> dict[str, Tensor]:
+                  w_j2m: float = 1.0, noise3d: Tensor | None = None,
+                  noise2d: Tensor | None = None) -> dict[str, Tensor]:
     """Official ``forward_backward`` by ``mode`` ('pretrain' | 'finetune') on an official-layout batch
     (``motion``, ``joint``, ``mask [B,1,1,T]``, ``joint_mask``, ``valid``, ``enc_text``)."""
     if mode == "finetune":

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from skeleton_diffusion.utils.errors import InputError
 
-__all__ = ["DOMAIN_SIZES", "PositionTable", "TimestepEmbedder", "OfficialCrossDiffNet"]
+__all__ = ["DOMAIN_SIZES", "OfficialCrossDiffNet", "PositionTable", "TimestepEmbedder"]
 
 #: dataset -> (3D feature size, 2D feature size); the root takes the first 4 (3D) / 2 (2D) channels.
 DOMAIN_SIZES = {"humanml": (263, 134), "kit": (251, 128)}
@@ -135,7 +135,7 @@ class OfficialCrossDiffNet(nn.Module):
         raise InputError(f"CrossDiff ({self.dataset}) input has {channels} channels; expected "
                          f"{self.feats['3d']} (3D features) or {self.feats['2d']} (2D features) in [B, C, 1, T]")
 
-    def mask_cond(self, text: Tensor, force_uncond: Union[bool, Tensor] = False) -> Tensor:
+    def mask_cond(self, text: Tensor, force_uncond: bool | Tensor = False) -> Tensor:
         """Classifier-free condition drop: all rows (``True``), rows where a bool ``[B]`` tensor is True, or
         (training only) each row with probability ``cond_mask_prob``."""
         if isinstance(force_uncond, Tensor):
@@ -166,7 +166,7 @@ class OfficialCrossDiffNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor, t: Tensor, text: Tensor, domain_in: str | None = None,
-                domains_out: Sequence[str] = ("3d",), force_uncond: Union[bool, Tensor] = False) -> dict[str, Tensor]:
+                domains_out: Sequence[str] = ("3d",), force_uncond: bool | Tensor = False) -> dict[str, Tensor]:
         """``x [B, C, 1, T]`` (C = 263|134, T = 196), ``t [B]`` long, ``text [B, 512]`` (CLIP feature) ->
         ``{domain: [B, C_domain, 1, T]}`` x0-predictions for each domain in ``domains_out``.
 

@@ -12,15 +12,23 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, TypeVar, Union
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from skeleton_diffusion.utils.errors import InputError
 
-__all__ = ["OFFICIAL_VIEWS", "TAN_FOV", "CAM_T", "T2M_KINEMATIC_CHAIN", "KIT_KINEMATIC_CHAIN",
-           "official_project", "motion2d_features"]
+__all__ = [
+    "CAM_T",
+    "KIT_KINEMATIC_CHAIN",
+    "OFFICIAL_VIEWS",
+    "T2M_KINEMATIC_CHAIN",
+    "TAN_FOV",
+    "motion2d_features",
+    "official_project",
+]
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -37,7 +45,7 @@ KIT_KINEMATIC_CHAIN = ((0, 11, 12, 13, 14, 15), (0, 16, 17, 18, 19, 20), (0, 1, 
 FOOT_JOINTS = {22: ((8, 11), (7, 10)), 21: ((14, 15), (19, 20))}
 
 
-def _as_numpy(x: Union[np.ndarray, torch.Tensor], what: str, last: int) -> np.ndarray:
+def _as_numpy(x: np.ndarray | torch.Tensor, what: str, last: int) -> np.ndarray:
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if arr.ndim != 3 or arr.shape[-1] != last or arr.shape[0] < 1:
         raise InputError(f"{what} must be [T, J, {last}], got shape {tuple(arr.shape)}")
@@ -46,7 +54,7 @@ def _as_numpy(x: Union[np.ndarray, torch.Tensor], what: str, last: int) -> np.nd
     return arr
 
 
-def _like(out: np.ndarray, ref: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+def _like(out: np.ndarray, ref: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if isinstance(ref, torch.Tensor):
         return torch.from_numpy(out).to(device=ref.device, dtype=ref.dtype)
     return out.astype(np.asarray(ref).dtype, copy=False)

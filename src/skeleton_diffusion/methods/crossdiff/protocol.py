@@ -26,8 +26,14 @@ import numpy as np
 
 from skeleton_diffusion.utils.errors import ConfigError
 
-__all__ = ["CrossDiffEvalProtocol", "diversity_times", "eval_feature_index", "crossdiff_diversity",
-           "crossdiff_multimodality", "confidence_interval"]
+__all__ = [
+    "CrossDiffEvalProtocol",
+    "confidence_interval",
+    "crossdiff_diversity",
+    "crossdiff_multimodality",
+    "diversity_times",
+    "eval_feature_index",
+]
 
 EvalPart = Literal["all", "upper", "lower"]
 

@@ -11,19 +11,37 @@ checks the YAML against them), and writes ``OUT/checkpoints/checkpoint_<epoch>.p
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 import yaml
 from torch import nn
 
-from skeleton_diffusion.methods.crossdiff.diffusion import OFFICIAL_STEPS, OfficialDiffusion
-from skeleton_diffusion.methods.crossdiff.network import DOMAIN_SIZES, OfficialCrossDiffNet
-from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, DataFormatError
+from skeleton_diffusion.methods.crossdiff.diffusion import (
+    OFFICIAL_STEPS,
+    OfficialDiffusion,
+)
+from skeleton_diffusion.methods.crossdiff.network import (
+    DOMAIN_SIZES,
+    OfficialCrossDiffNet,
+)
+from skeleton_diffusion.utils.errors import (
+    CheckpointError,
+    ConfigError,
+    DataFormatError,
+)
 
-__all__ = ["OfficialCrossDiff", "read_official_config", "arch_from_state", "build_official", "convert",
-           "load_official_model", "PE_KEYS"]
+__all__ = [
+    "PE_KEYS",
+    "OfficialCrossDiff",
+    "arch_from_state",
+    "build_official",
+    "convert",
+    "load_official_model",
+    "read_official_config",
+]
 
 PE_KEYS = ("sequence_pos_encoder.pe", "embed_timestep.sequence_pos_encoder.pe")
 #: official ``configs/base.yaml`` values used when no config is given (sizes always come from the tensors)
@@ -90,7 +108,7 @@ def arch_from_state(state: Mapping[str, torch.Tensor], where: str = "state dict"
             "root_ff_size": int(state["r_encoder_m.layers.0.linear1.weight"].shape[0])}
 
 
-def _merge_args(arch: Mapping[str, Any], config: Optional[Mapping[str, Any]], where: str) -> dict[str, Any]:
+def _merge_args(arch: Mapping[str, Any], config: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
     args = dict(BASE_DEFAULTS)
     if config is not None:
         if config.get("model_type", "crossdiff") != "crossdiff":
@@ -127,7 +145,7 @@ def _plain_state(obj: Any, where: str) -> dict[str, torch.Tensor]:
     return {str(k).removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_official_model(state: Mapping[str, torch.Tensor], config: Optional[Mapping[str, Any]] = None, *,
+def load_official_model(state: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None = None, *,
                         where: str = "state dict", strict_frames: bool = True) -> OfficialCrossDiff:
     """Build the network sized from ``state`` and load it (strict; both positional-table keys must agree)."""
     arch = arch_from_state(state, where)

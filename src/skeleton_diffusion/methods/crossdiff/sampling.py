@@ -16,15 +16,16 @@ seeded as officially the draws are the official ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from skeleton_diffusion.utils.errors import CheckpointError, InputError
 
-__all__ = ["official_guidance_param", "guided_x0", "sample_official", "CrossDiffOfficialGenerator", "load_run"]
+__all__ = ["CrossDiffOfficialGenerator", "guided_x0", "load_run", "official_guidance_param", "sample_official"]
 
 
 def official_guidance_param(args: dict[str, Any]) -> float:
@@ -32,7 +33,7 @@ def official_guidance_param(args: dict[str, Any]) -> float:
     return 1.0 if float(args.get("cond_mask_prob", 0.1)) == 0 else 2.5
 
 
-def _randn(shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+def _randn(shape: Sequence[int], like: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(*shape, device=like.device, dtype=like.dtype, generator=generator)
 
 
@@ -52,8 +53,8 @@ def guided_x0(net: Any, x: Tensor, t: Tensor, text: Tensor, domain_in: str, doma
 
 @torch.no_grad()
 def sample_official(model: Any, text: Tensor, *, start: str = "3d", guidance_param: float = 1.0,
-                    change_idx: int = 300, generator: Optional[torch.Generator] = None,
-                    num_frames: Optional[int] = None) -> Tensor:
+                    change_idx: int = 300, generator: torch.Generator | None = None,
+                    num_frames: int | None = None) -> Tensor:
     """Normalised HumanML3D features ``[B, 263, 1, T]`` (T = the network's 196) for CLIP features
     ``text [B, 512]`` from an :class:`~.run.OfficialCrossDiff` (module doc for ``start``)."""
     net, d3, d2 = model.net, model.diff3d, model.diff2d
@@ -98,8 +99,8 @@ class CrossDiffOfficialGenerator:
     method_name = "CrossDiff (official)"
 
     def __init__(self, model: Any, *, device: torch.device, checkpoint: Path, text_encoder: Any = None,
-                 classifier_free: Optional[bool] = None, guidance_param: Optional[float] = None,
-                 start: Optional[str] = None, change_idx: Optional[int] = None) -> None:
+                 classifier_free: bool | None = None, guidance_param: float | None = None,
+                 start: str | None = None, change_idx: int | None = None) -> None:
         args = model.args
         self.model, self.device, self.checkpoint, self.text_encoder = model, device, checkpoint, text_encoder
         self.classifier_free = bool(args.get("classifier_free", False) if classifier_free is None else classifier_free)
@@ -112,15 +113,15 @@ class CrossDiffOfficialGenerator:
         """The scale the official eval applies: ``guidance_param`` with ``classifier_free``, else 1."""
         return self.guidance_param if self.classifier_free else 1.0
 
-    def sample(self, text_features: Tensor, *, generator: Optional[torch.Generator] = None,
-               start: Optional[str] = None) -> Tensor:
+    def sample(self, text_features: Tensor, *, generator: torch.Generator | None = None,
+               start: str | None = None) -> Tensor:
         """``[B, 512]`` CLIP features -> ``[B, 263, 1, 196]`` normalised HumanML3D features."""
         return sample_official(self.model, text_features.to(self.device).float(), start=start or self.start,
                                guidance_param=self.effective_guidance, change_idx=self.change_idx,
                                generator=generator)
 
     def generate(self, *, texts: Sequence[str], num_samples: int = 1,
-                 generator: Optional[torch.Generator] = None, start: Optional[str] = None) -> Tensor:
+                 generator: torch.Generator | None = None, start: str | None = None) -> Tensor:
         """``[B, S, 196, 263]`` normalised features for ``texts`` (B captions), S samples each."""
         if self.text_encoder is None:
             raise InputError("this CrossDiff generator has no text encoder: load_run(..., clip_path=<folder of "
