@@ -98,7 +98,7 @@ _BUILTIN: tuple[MethodSpec, ...] = (
                 "convert": "convert:convert"}),
     MethodSpec("crossdiff", ("generation",), f"{_PKG}.crossdiff",
                "CrossDiff (ECCV 2024): 2D/3D cross-diffusion for text-to-motion",
-               {"train": "trainer:main", "load": "joints_sampling:load_crossdiff"}),
+               {"train": "trainer:main", "load": "joints_sampling:load_crossdiff", "convert": "run:convert"}),
     MethodSpec("supervised_lifter", ("lifting",), f"{_PKG}.supervised_lifter",
                "supervised 2D->3D lifter (residual MLP)",
                {"train": "lifter:train", "load": "lifter:load_run"}, aliases=("supervised",)),

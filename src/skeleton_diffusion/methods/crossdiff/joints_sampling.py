@@ -53,7 +53,7 @@ def sample_crossdiff(model: Any, text: Tensor, *, start: str = "3d", steps: Opti
                      guidance_param: float = 1.0, change_idx: int = 300,
                      generator: Optional[torch.Generator] = None) -> Tensor:
     """Sample 3D motion ``[B, J, T*3]`` (model space) for text features ``text [B, D]`` from a
-    :class:`~.crossdiff_trainer.CrossDiffusion` (module doc for ``start``)."""
+    :class:`~skeleton_diffusion.methods.crossdiff.trainer.CrossDiffusion` (module doc for ``start``)."""
     from skeleton_diffusion.diffusion.respace import guided_x0, sample_motion, space_timesteps
     from skeleton_diffusion.diffusion.samplers import white_noise
     from skeleton_diffusion.methods.crossdiff.joints_network import DomainView
@@ -140,9 +140,20 @@ class CrossDiffPredictor:
 
 def load_crossdiff(path: str | Path, device: str | torch.device = "auto", *, use_ema: bool = False,
                    start: str = "3d") -> CrossDiffPredictor:
-    """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode)."""
+    """Load a CrossDiff checkpoint (file or run folder) -> :class:`CrossDiffPredictor` (frozen, eval mode); a
+    converted official run (``meta.representation == 'official'``) -> the official generator
+    (:func:`skeleton_diffusion.methods.crossdiff.sampling.load_run`)."""
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
     from skeleton_diffusion.methods.crossdiff.trainer import build_crossdiff
     from skeleton_diffusion.training.motion import load_motion_checkpoint
+    from skeleton_diffusion.utils.io import safe_torch_load
+
+    ckpt = safe_torch_load(resolve_checkpoint(path))
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if isinstance(meta, dict) and meta.get("representation") == "official":
+        from skeleton_diffusion.methods.crossdiff.sampling import load_run
+
+        return load_run(path, device)  # type: ignore[return-value]
 
     model, spec, cfg, skeleton, text_encoder, dev, path = load_motion_checkpoint(
         path, device, use_ema, "crossdiff", build_crossdiff, "a CrossDiff", with_text=True)
