@@ -31,6 +31,7 @@ from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputE
 from skeleton_diffusion.utils.io import safe_torch_load
 
 __all__ = ["DiffPoseSettings", "PRESETS", "read_official_checkpoint", "read_official_config", "convert", "load_run",
+           "DiffPoseVideoLifter",
            "DiffPoseLifter"]
 
 _log = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ class DiffPoseSettings:
 PRESETS: dict[str, DiffPoseSettings] = {
     "cpn": DiffPoseSettings(),
     "gt": DiffPoseSettings(test_num_diffusion_timesteps=12, test_2d="data_2d_h36m_gt_gmm.npz"),
+    # Diffpose_video configs: CPN evaluates t = 0 only, GT t = 6, 0; test 2D = plain VideoPose3D detections
+    "video_cpn": DiffPoseSettings(test_timesteps=1, test_num_diffusion_timesteps=6,
+                                  test_2d="data_2d_h36m_cpn_ft_h36m_dbb.npz"),
+    "video_gt": DiffPoseSettings(test_num_diffusion_timesteps=12, test_2d="data_2d_h36m_gt_gmm.npz"),
 }
 
 
@@ -112,20 +117,33 @@ def read_official_config(path: str | Path) -> DiffPoseSettings:
         raise ConfigError(f"'{path}': a model/diffusion/testing value has the wrong type ({exc})") from None
 
 
-def _find_prior(src: Path) -> Path:
-    cands = sorted(src.parent.glob("gcn_xyz*.pth"))
+def _find_prior(src: Path, video: bool) -> Path:
+    pattern = "mixste*.bin" if video else "gcn_xyz*.pth"
+    cands = sorted(src.parent.glob(pattern))
     if len(cands) != 1:
-        raise CheckpointError(f"DiffPose needs its GCNpose prior checkpoint (gcn_xyz_*.pth): pass prior=<file> "
-                              f"(--prior); found {len(cands)} candidates beside '{src}'")
+        raise CheckpointError(f"DiffPose needs its prior checkpoint ({pattern}): pass prior=<file> (--prior); "
+                              f"found {len(cands)} candidates beside '{src}'")
     return cands[0]
+
+
+def _read_mixste(path: Path) -> Mapping[str, Tensor]:
+    obj = safe_torch_load(path)
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("model_pos"), Mapping):
+        raise CheckpointError(f"'{path}' is not an official MixSTE checkpoint: a dict with 'model_pos' expected")
+    return obj["model_pos"]
 
 
 def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool = False, prior: Path | None = None,
             preset: str = "cpn", use_ema: bool = False, **options: Any) -> Path:
     """Official DiffPose denoiser ``src`` + GCNpose ``prior`` -> ``out_dir/checkpoints/diffpose.pt`` (returned)
     and ``out_dir/config.yaml``. ``use_ema`` takes ``states[4]`` instead of the test's ``states[0]``."""
+    variant = str(options.pop("variant", "video" if preset.startswith("video") else "frame"))
+    mixste_heads = int(options.pop("mixste_heads", 8))      # official MixSTE2(num_heads=8); not in the weights
     if options:
-        raise ConfigError(f"unknown DiffPose convert options {sorted(options)}; known: prior, preset, use_ema")
+        raise ConfigError(f"unknown DiffPose convert options {sorted(options)}; known: prior, preset, use_ema, "
+                          "variant, mixste_heads")
+    if variant not in ("frame", "video"):
+        raise ConfigError(f"variant must be 'frame' or 'video', got {variant!r}")
     src, out_dir = Path(src).expanduser(), Path(out_dir).expanduser()
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise CheckpointError(f"'{out_dir}' is not empty; choose a new folder or pass force=True (--force)")
@@ -141,14 +159,18 @@ def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool
         if den["ema"] is None:
             raise CheckpointError(f"'{src}' has no EMA weights (states[4]); convert without use_ema")
         state = den["ema"]
-    prior_path = Path(prior).expanduser() if prior is not None else _find_prior(src)
-    pri = read_official_checkpoint(prior_path, "pose prior")["state_dict"]
+    prior_path = Path(prior).expanduser() if prior is not None else _find_prior(src, variant == "video")
     sizes = dict(hid_dim=settings.hid_dim, num_layer=settings.num_layer, n_head=settings.n_head,
                  dropout=settings.dropout)
     denoiser = build_from_state_dict("denoiser", state, source=str(src), **sizes)
-    prior_net = build_from_state_dict("prior", pri, source=str(prior_path), **sizes)
-    meta = make_meta("lifting", "h36m17", method="diffpose", variant="frame", settings=asdict(settings),
-                     num_joints=int(denoiser.num_joints),
+    if variant == "video":
+        from skeleton_diffusion.methods.diffpose.video import load_mixste
+        prior_net = load_mixste(_read_mixste(prior_path), source=str(prior_path), num_heads=mixste_heads)
+    else:
+        pri = read_official_checkpoint(prior_path, "pose prior")["state_dict"]
+        prior_net = build_from_state_dict("prior", pri, source=str(prior_path), **sizes)
+    meta = make_meta("lifting", "h36m17", method="diffpose", variant=variant, settings=asdict(settings),
+                     num_joints=int(denoiser.num_joints), mixste_heads=mixste_heads,
                      converted_from={"denoiser": str(src), "prior": str(prior_path), "config": str(config or preset),
                                      "weights": "ema" if use_ema else "states[0]"},
                      epoch=den["epoch"] if isinstance(den["epoch"], int) else -1,
@@ -156,7 +178,7 @@ def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool
     ck_dir = out_dir / "checkpoints"
     ck_dir.mkdir(parents=True, exist_ok=True)
     out = save_checkpoint(ck_dir / CHECKPOINT_NAME, {"denoiser": denoiser, "prior": prior_net}, meta)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump({"method": "diffpose", "variant": "frame",
+    (out_dir / "config.yaml").write_text(yaml.safe_dump({"method": "diffpose", "variant": variant,
                                                          **asdict(settings)}, sort_keys=False))
     _log.info("wrote %s and %s", out, out_dir / "config.yaml")
     return out
@@ -209,5 +231,41 @@ def load_run(run_dir_or_checkpoint: str | Path, device: str | torch.device = "au
     sizes = dict(hid_dim=settings.hid_dim, num_layer=settings.num_layer, n_head=settings.n_head,
                  dropout=settings.dropout)
     den = build_from_state_dict("denoiser", ckpt["denoiser"], source=str(path), **sizes)
+    if meta.get("variant") == "video":
+        from skeleton_diffusion.methods.diffpose.video import load_mixste
+        mix = load_mixste(ckpt["prior"], source=str(path), num_heads=int(meta.get("mixste_heads", 8)))
+        return DiffPoseVideoLifter(den, mix, settings,
+                                   resolve_device(device))
     pri = build_from_state_dict("prior", ckpt["prior"], source=str(path), **sizes)
     return DiffPoseLifter(den, pri, settings, resolve_device(device))
+
+
+class DiffPoseVideoLifter(DiffPoseLifter):
+    """Video-based DiffPose: ``lift(keypoints_2d [T, J, 2] or [B, T, J, 2], num_samples) -> [B, S, T, J, 3]``
+    (root-relative metres). The sequence is cut into MixSTE clips as officially (the last clip overlaps the one
+    before; its predictions win for the overlapped frames)."""
+
+    @torch.no_grad()
+    def lift(self, keypoints_2d: Tensor, num_samples: int = 1, *, eta: float | None = None,
+             flip_augment: bool = True, generator: torch.Generator | None = None, **unused: Any) -> Tensor:
+        from skeleton_diffusion.methods.diffpose.video import clip_sequence, lift_video_clips
+
+        x = keypoints_2d.to(self.device, torch.float32)
+        if x.dim() == 3:
+            x = x[None]
+        if x.dim() != 4 or x.shape[-1] != 2:
+            raise InputError(f"keypoints_2d must be [T, J, 2] or [B, T, J, 2], got {tuple(keypoints_2d.shape)}")
+        s, f, out = self.settings, self.prior.num_frame, []
+        for seq in x:
+            t = seq.shape[0]
+            clips = clip_sequence(seq, f)
+            samples = []
+            for _ in range(int(num_samples)):
+                pred = lift_video_clips(self.prior, self.denoiser, clips, self.betas, s.test_num_diffusion_timesteps,
+                                        s.test_timesteps, s.eta if eta is None else eta, 1,
+                                        flip_augment=flip_augment, skip_type=s.skip_type, generator=generator)
+                full = pred[:-1].reshape(-1, *pred.shape[2:])[: max(0, t - f)] if t > f else pred.new_zeros(0)
+                last = pred[-1][-min(t, f):] if t >= f else pred[-1][:t]
+                samples.append(torch.cat([full, last]) if t > f else last)
+            out.append(torch.stack(samples))
+        return torch.stack(out)
