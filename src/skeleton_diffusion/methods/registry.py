@@ -104,7 +104,7 @@ _BUILTIN: tuple[MethodSpec, ...] = (
                {"train": "lifter:train", "load": "lifter:load_run"}, aliases=("supervised",)),
     MethodSpec("diffpose", ("lifting",), f"{_PKG}.diffpose",
                "DiffPose (CVPR 2023): 2D->3D lifting by diffusion from a prior pose",
-               {"train": "lifter:train", "load": "lifter:load_run"}),
+               {"train": "lifter:train", "load": "lifter:load_run", "convert": "checkpoint:convert"}),
     MethodSpec("diffhpe", ("lifting",), f"{_PKG}.diffhpe",
                "DiffHPE (ICCV-W 2023): diffusion-based 3D human pose estimation",
                {"train": "lifter:train", "load": "lifter:load_run"}),

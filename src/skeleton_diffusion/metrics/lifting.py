@@ -15,6 +15,7 @@ Poses are ``[..., J, 3]``; per-pose errors are ``[...]``. Protocols (Human3.6M c
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Mapping, Sequence
 
 import torch
@@ -73,10 +74,14 @@ def p_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
     return mpjpe(procrustes_align(pred, gt), gt, root=None)
 
 
-def n_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
-    """Per-pose root-relative error ``[...]`` after the least-squares uniform scale ``s = <p, g> / <p, p>``."""
+def n_mpjpe(pred: Tensor, gt: Tensor, root: int | None = 0) -> Tensor:
+    """Per-pose error ``[...]`` after the least-squares uniform scale ``s = <p, g> / <p, p>``; root-relative
+    (joint ``root``) unless ``root=None``: DiffPose's N-MPJPE, no centring, NaN for an all-zero prediction."""
     _check(pred, gt)
-    p, g = root_relative(pred), root_relative(gt)
+    if root is None:
+        s = (pred * gt).sum(dim=(-2, -1), keepdim=True) / pred.pow(2).sum(dim=(-2, -1), keepdim=True)
+        return mpjpe(s * pred, gt, root=None)
+    p, g = root_relative(pred, root), root_relative(gt, root)
     s = (p * g).sum(dim=(-2, -1), keepdim=True) / p.pow(2).sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     return mpjpe(s * p, g, root=None)
 
@@ -92,10 +97,10 @@ def mpjve(pred: Tensor, gt: Tensor, root: int | None = 0) -> Tensor:
     return (vp - vg).norm(dim=-1).mean(dim=(-1, -2))
 
 
-def multi_hypothesis(preds: Tensor, gt: Tensor, metric=mpjpe) -> dict[str, Tensor]:
+def multi_hypothesis(preds: Tensor, gt: Tensor, metric=partial(mpjpe, root=None)) -> dict[str, Tensor]:
     """``preds [B, K, ..., J, 3]``, ``gt [B, ..., J, 3]`` -> per-sample ``{'best': [B], 'mean': [B],
     'of_mean': [B]}``: min / mean over K of the per-hypothesis error (averaged over any frame axes), and the
-    error of the mean hypothesis."""
+    error of the mean hypothesis (DiffHPE's ``best`` / ``average`` strategies with the default, uncentred MPJPE)."""
     if preds.dim() != gt.dim() + 1 or preds.shape[0] != gt.shape[0] or preds.shape[2:] != gt.shape[1:]:
         raise InputError(f"preds must be [B, K, ...] matching gt {tuple(gt.shape)}, got {tuple(preds.shape)}")
     err = metric(preds, gt.unsqueeze(1).expand_as(preds))          # [B, K, ...]
@@ -140,12 +145,18 @@ def bone_asymmetry(x: Tensor, limbs: Sequence[tuple[int, int]], pairs: Sequence[
     return (lengths[..., p[:, 0]] - lengths[..., p[:, 1]]).abs().mean(dim=-1)
 
 
-def per_action_mean(values: Tensor, action_ids: Tensor, action_names: Sequence[str]) -> Mapping[str, float]:
-    """Mean of ``values [N]`` per action; also ``'average'``: the mean over actions (H36M convention)."""
+def per_action_mean(values: Tensor, action_ids: Tensor, action_names: Sequence[str], *,
+                    missing_as_zero: bool = False) -> Mapping[str, float]:
+    """Mean of ``values [N]`` per action; also ``'average'``: the mean over actions (H36M convention).
+
+    ``missing_as_zero=True`` is DiffPose's official average: the sum of the per-action means divided by
+    ``len(action_names)`` (15 on H36M), actions without data counting 0 (so an action-filtered run reports its
+    error divided by 15). Default: the mean over the actions present."""
     out: dict[str, float] = {}
     for a, name in enumerate(action_names):
         sel = action_ids == a
         if bool(sel.any()):
             out[str(name)] = float(values[sel].double().mean())
-    out["average"] = float(sum(out.values()) / max(1, len(out)))
+    denom = len(action_names) if missing_as_zero else len(out)
+    out["average"] = float(sum(out.values()) / max(1, denom))
     return out

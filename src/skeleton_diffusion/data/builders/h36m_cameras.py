@@ -143,8 +143,8 @@ EXTRINSICS: dict[str, tuple[tuple[tuple[float, float, float, float], tuple[float
 }
 
 
-def camera_parameters(subject: str, camera: int) -> dict[str, object]:
-    """Parameters of ``camera`` (0-3) for ``subject`` -> dict with float32 arrays:
+def camera_parameters(subject: str, cam: int) -> dict[str, object]:
+    """Parameters of camera ``cam`` (0-3) for ``subject`` -> dict with float32 arrays:
 
     ``orientation [4]`` (w, x, y, z), ``translation [3]`` (metres), ``res_w``, ``res_h``, ``id``,
     ``focal_length [2]`` and ``center [2]`` normalised to the image width, ``radial_distortion [3]``,
@@ -153,10 +153,10 @@ def camera_parameters(subject: str, camera: int) -> dict[str, object]:
     if subject not in EXTRINSICS:
         raise ConfigError(f"no published Human3.6M camera extrinsics for subject {subject!r}; "
                           f"known: {', '.join(EXTRINSICS)}")
-    if not 0 <= int(camera) < NUM_CAMERAS:
-        raise ConfigError(f"camera index must be in 0..{NUM_CAMERAS - 1}, got {camera}")
-    intr = INTRINSICS[int(camera)]
-    q, t = EXTRINSICS[subject][int(camera)]
+    if not 0 <= int(cam) < NUM_CAMERAS:
+        raise ConfigError(f"camera index must be in 0..{NUM_CAMERAS - 1}, got {cam}")
+    intr = INTRINSICS[int(cam)]
+    q, t = EXTRINSICS[subject][int(cam)]
     w, h = intr.res_w, intr.res_h
     f32 = np.float32
     center = (np.asarray(intr.center, dtype=np.float64) / w * 2 - np.array([1.0, h / w])).astype(f32)

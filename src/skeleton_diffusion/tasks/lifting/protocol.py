@@ -90,7 +90,7 @@ def evaluate_lifting(model: torch.nn.Module, windows: LiftingWindows, *, occlusi
         acc["mpjpe"].append(mpjpe(mean, gt).mean(1))
         acc["pmpjpe"].append(p_mpjpe(mean, gt).mean(1))
         acc["nmpjpe"].append(n_mpjpe(mean, gt).mean(1))
-        mh = multi_hypothesis(hyps, gt)
+        mh = multi_hypothesis(hyps, gt, metric=mpjpe)
         acc["best"].append(mh["best"])
         acc["meank"].append(mh["mean"])
         acc["asym"].append(bone_asymmetry(mean, limbs, pairs).mean(1))
