@@ -21,9 +21,16 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from skeleton_diffusion.data.builders.h36m_cameras import camera_parameters
+from skeleton_diffusion.representations.camera import normalize_screen_coordinates, project_to_2d, world_to_camera
 from skeleton_diffusion.utils.errors import InputError
 
 __all__ = [
+    # the lifting protocol's geometry, re-exported so one module holds what the lifting evaluation needs
+    "camera_parameters",
+    "normalize_screen_coordinates",
+    "project_to_2d",
+    "world_to_camera",
     "root_relative", "mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "procrustes_align", "multi_hypothesis",
     "bone_lengths", "bone_length_std", "symmetric_bone_pairs", "bone_asymmetry", "per_action_mean",
 ]
