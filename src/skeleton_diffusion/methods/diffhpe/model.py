@@ -196,31 +196,35 @@ class LiftingDiffusionModel(nn.Module):
         if starting_pose is not None and tuple(starting_pose.shape) != shape:
             raise InputError(f"starting_pose must be {list(shape)}, got {tuple(starting_pose.shape)}")
 
-        def draw(s: int, k: int) -> Tensor:
-            if draws is not None:
-                return draws[s, k + offset].to(data_2d.device, data_2d.dtype)
-            return torch.randn(shape, generator=generator, dtype=data_2d.dtype).to(data_2d.device)
+        if draws is None:   # the official order of torch draws: per sample, start noise then every step
+            draws = torch.stack([torch.stack([
+                torch.randn(shape, generator=generator, dtype=data_2d.dtype)
+                if (k > 0 or starting_pose is None) else torch.zeros(shape, dtype=data_2d.dtype)
+                for k in range(n_steps)]) for _ in range(n_samples)])
+        draws = draws.to(data_2d.device, data_2d.dtype)
+        # the S samples run as one batch [S*B] (eval mode: every sample is processed independently)
+        cond_2d = data_2d.repeat(n_samples, 1, 1, 1)
+
+        def step_draw(k: int) -> Tensor:
+            return draws[:, k + offset].reshape(n_samples * b, 3, j, length)
 
         step_std = None
         if self.anisotropic_step_noise and err_var is not None:
             step_std = torch.as_tensor(err_var, dtype=data_2d.dtype, device=data_2d.device).reshape(j, 3).sqrt()
             step_std = step_std.t()[None, :, :, None]
-        out = torch.zeros(b, n_samples, 3, j, length, dtype=data_2d.dtype, device=data_2d.device)
-        for s in range(n_samples):
-            if starting_pose is None:
-                x = self.shape_noise(draw(s, 0), err_var, err_mean)
-            else:
-                x = starting_pose.to(data_2d.device, data_2d.dtype)
-            mean = x
-            for t in range(n_steps - 1, -1, -1):
-                eps = self.denoiser(self.condition(x, data_2d), torch.tensor([t], device=data_2d.device))
-                coeff1 = 1.0 / float(self.alpha_hat[t]) ** 0.5
-                coeff2 = (1.0 - float(self.alpha_hat[t])) / (1.0 - float(self.alpha[t])) ** 0.5
-                mean = coeff1 * (x - coeff2 * eps)
-                if t > 0:
-                    z = draw(s, n_steps - t)
-                    if step_std is not None:
-                        z = z * step_std
-                    x = mean + float(self.sigma[t - 1]) * z
-            out[:, s] = mean
-        return out
+        if starting_pose is None:
+            x = self.shape_noise(step_draw(0), err_var, err_mean)
+        else:
+            x = starting_pose.to(data_2d.device, data_2d.dtype).repeat(n_samples, 1, 1, 1)
+        mean = x
+        for t in range(n_steps - 1, -1, -1):
+            eps = self.denoiser(self.condition(x, cond_2d), torch.tensor([t], device=data_2d.device))
+            coeff1 = 1.0 / float(self.alpha_hat[t]) ** 0.5
+            coeff2 = (1.0 - float(self.alpha_hat[t])) / (1.0 - float(self.alpha[t])) ** 0.5
+            mean = coeff1 * (x - coeff2 * eps)
+            if t > 0:
+                z = step_draw(n_steps - t)
+                if step_std is not None:
+                    z = z * step_std
+                x = mean + float(self.sigma[t - 1]) * z
+        return mean.reshape(n_samples, b, 3, j, length).transpose(0, 1).contiguous()

@@ -115,11 +115,13 @@ class _NonLocalBlock1d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:                                    # x [N, C, J]
         b = x.size(0)
         g_x = self.g(x).view(b, self.inter_channels, -1).permute(0, 2, 1)      # [N, J', inter]
-        theta_x = self.theta(x).view(b, self.inter_channels, -1, 1)
-        phi_x = self.phi(x).view(b, self.inter_channels, 1, -1)
-        h, w = theta_x.size(2), phi_x.size(3)
-        f = self.concat_project(torch.cat([theta_x.expand(-1, -1, -1, w), phi_x.expand(-1, -1, h, -1)], dim=1))
-        f = f.view(b, h, w) / w
+        theta_x = self.theta(x).view(b, self.inter_channels, -1)
+        phi_x = self.phi(x).view(b, self.inter_channels, -1)
+        # the 1x1 conv of cat([theta_i, phi_j]) splits into w_theta·theta_i + w_phi·phi_j (no pair tensor)
+        weight = self.concat_project[0].weight.view(2, self.inter_channels)
+        f = torch.einsum("bci,c->bi", theta_x, weight[0])[:, :, None] + \
+            torch.einsum("bcj,c->bj", phi_x, weight[1])[:, None, :]
+        f = torch.relu(f) / phi_x.size(2)
         y = torch.matmul(f, g_x).permute(0, 2, 1).contiguous().view(b, self.inter_channels, *x.shape[2:])
         return self.W(y) + x
 
