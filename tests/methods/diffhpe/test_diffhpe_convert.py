@@ -13,7 +13,10 @@ import torch
 import yaml
 
 from skeleton_diffusion.methods.diffhpe import DiffHPELifter, convert, load_run
-from skeleton_diffusion.methods.diffhpe.files import read_error_stats, safe_load_official
+from skeleton_diffusion.methods.diffhpe.files import (
+    read_error_stats,
+    safe_load_official,
+)
 from skeleton_diffusion.methods.diffhpe.mixste import MixSTE, load_mixste_state
 from skeleton_diffusion.methods.diffhpe.run import new_wrapper_model
 from skeleton_diffusion.utils.errors import CheckpointError, DataFormatError

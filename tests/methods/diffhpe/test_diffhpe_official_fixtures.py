@@ -9,12 +9,27 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_diffusion.evaluation.metrics.lifting import bone_asymmetry, bone_length_std
-from skeleton_diffusion.methods.diffhpe.model import bone_lengths_bcjl, side_symmetry, time_consistency
-from skeleton_diffusion.methods.diffhpe.official import (diffhpe_noise_schedule, load_diffhpe,
-                                                         official_occlusion_mask)
+from skeleton_diffusion.evaluation.metrics.lifting import (
+    bone_asymmetry,
+    bone_length_std,
+)
+from skeleton_diffusion.methods.diffhpe.model import (
+    bone_lengths_bcjl,
+    side_symmetry,
+    time_consistency,
+)
+from skeleton_diffusion.methods.diffhpe.official import (
+    diffhpe_noise_schedule,
+    load_diffhpe,
+    official_occlusion_mask,
+)
 from skeleton_diffusion.methods.diffhpe.skeleton import (
-    H36M17_JOINTS_GROUP, H36M17_PARENTS, adjacency_from_parents, official_bone_sides, official_bones)
+    H36M17_JOINTS_GROUP,
+    H36M17_PARENTS,
+    adjacency_from_parents,
+    official_bone_sides,
+    official_bones,
+)
 
 
 def close(ours, ref, scale: float = 1e-5) -> None:
@@ -116,7 +131,7 @@ def test_regularisers(fx):
 @pytest.mark.parametrize("name", ["sample_isotropic", "sample_anisotropic"])
 def test_samplers(fx, model, name):
     ref, err = fx[name], fx["anisotropic_files"]
-    kw = dict(err_var=err["err_var"], err_mean=err["err_ave"]) if name.endswith("anisotropic") else {}
+    kw = {"err_var": err["err_var"], "err_mean": err["err_ave"]} if name.endswith("anisotropic") else {}
     got = model.impute(fx["inputs"]["data_2d_BCJL"], int(ref["n_samples"]), ref["draws"], **kw)
     close(got, ref["samples_BSCJL"], scale=1e-4)
 

@@ -8,4 +8,4 @@
 
 from skeleton_diffusion.methods.diffhpe.run import DiffHPELifter, convert, load_run
 
-__all__ = ["convert", "load_run", "DiffHPELifter"]
+__all__ = ["DiffHPELifter", "convert", "load_run"]

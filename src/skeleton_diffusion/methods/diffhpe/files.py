@@ -10,16 +10,22 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, DataFormatError, FileAccessError
+from skeleton_diffusion.utils.errors import (
+    CheckpointError,
+    ConfigError,
+    DataFormatError,
+    FileAccessError,
+)
 
-__all__ = ["safe_load_official", "read_error_stats", "read_official_config", "OFFICIAL_DIFFUSION_DEFAULTS"]
+__all__ = ["OFFICIAL_DIFFUSION_DEFAULTS", "read_error_stats", "read_official_config", "safe_load_official"]
 
 # conf/config.yaml "diffusion" defaults of valeoai/diffhpe @ 444aef9 (the DiffHPE-Wrapper); DiffHPE-2D overrides
 # conditioning: raw and p_dropout: 0.032 (conf/diffusion/diffhpe-2d.yaml).
@@ -57,12 +63,12 @@ def safe_load_official(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"could not read '{path}': {exc} (corrupt or not a torch file?)") from exc
     try:
         with torch.serialization.safe_globals(_numpy_rng_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"refusing to load '{path}': it holds Python objects beyond tensors, containers and "
                               f"numpy arrays ({first}); only weights_only-safe files are accepted") from exc

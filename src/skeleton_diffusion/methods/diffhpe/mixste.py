@@ -11,9 +11,10 @@ wrapper's ``conditioning.*`` entries of ``model.pth`` load strictly. Inference o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn

@@ -17,7 +17,8 @@ Official behaviour and its switches (defaults = official):
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,10 +27,15 @@ from skeleton_diffusion.methods.diffhpe.mixste import PretrainedMixSTECond
 from skeleton_diffusion.methods.diffhpe.network import LiftCTGCN
 from skeleton_diffusion.methods.diffhpe.schedule import diffhpe_noise_schedule
 from skeleton_diffusion.methods.diffhpe.skeleton import (
-    H36M17_JOINTS_GROUP, H36M17_PARENTS, adjacency_from_parents, official_bone_sides, official_bones)
+    H36M17_JOINTS_GROUP,
+    H36M17_PARENTS,
+    adjacency_from_parents,
+    official_bone_sides,
+    official_bones,
+)
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
-__all__ = ["UVConcat", "LiftingDiffusionModel", "bone_lengths_bcjl", "time_consistency", "side_symmetry"]
+__all__ = ["LiftingDiffusionModel", "UVConcat", "bone_lengths_bcjl", "side_symmetry", "time_consistency"]
 
 
 class UVConcat(nn.Module):
@@ -130,7 +136,7 @@ class LiftingDiffusionModel(nn.Module):
         return self.diffmodel(x, t.long())
 
     @staticmethod
-    def shape_noise(noise: Tensor, err_var: Optional[Tensor], err_mean: Optional[Tensor]) -> Tensor:
+    def shape_noise(noise: Tensor, err_var: Tensor | None, err_mean: Tensor | None) -> Tensor:
         """``sqrt(err_var)[j, c] · n + err_mean[j, c]`` on ``noise [B, 3, J, L]`` (identity when both are None)."""
         if err_var is None and err_mean is None:
             return noise
@@ -146,7 +152,7 @@ class LiftingDiffusionModel(nn.Module):
 
     # --------------------------------------------------------------------------------------------------- loss
     def calc_loss(self, data_2d: Tensor, data_3d: Tensor, t: Tensor, noise: Tensor,
-                  err_var: Optional[Tensor] = None, err_mean: Optional[Tensor] = None,
+                  err_var: Tensor | None = None, err_mean: Tensor | None = None,
                   reg_time: float = 0.0, reg_side: float = 0.0) -> Tensor:
         """Official training loss for given steps ``t [B]`` and white ``noise [B,3,J,L]``: MSE(ε, ε̂), blended
         with the regularisers (``mode='average'``) as ``(1 − rt − rs)·mse + rt·var_t + rs·sym``."""
@@ -167,10 +173,10 @@ class LiftingDiffusionModel(nn.Module):
 
     # --------------------------------------------------------------------------------------------- sampling
     @torch.no_grad()
-    def impute(self, data_2d: Tensor, n_samples: int, draws: Optional[Tensor] = None,
-               err_var: Optional[Tensor] = None, err_mean: Optional[Tensor] = None,
-               starting_pose: Optional[Tensor] = None, n_steps: Optional[int] = None,
-               generator: Optional[torch.Generator] = None) -> Tensor:
+    def impute(self, data_2d: Tensor, n_samples: int, draws: Tensor | None = None,
+               err_var: Tensor | None = None, err_mean: Tensor | None = None,
+               starting_pose: Tensor | None = None, n_steps: int | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
         """Official ancestral sampler -> ``[B, S, 3, J, L]``. ``draws [S, n_steps, B,3,J,L]``: ``draws[s, 0]`` =
         white start noise (shaped when ``err_var``/``err_mean`` are given; ignored with ``starting_pose``),
         ``draws[s, k]`` = noise added at step ``t = n_steps − k``. With ``starting_pose`` the ``n_steps − 1``

@@ -11,14 +11,21 @@ then the gated ``tanh * sigmoid`` unit and a residual / skip split.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DiffusionEmbedding", "PreAggGraphConv", "GraphConvBlock", "GraphNonLocal", "GCNResidualBlock",
-           "LiftCTGCN", "step_embedding_table"]
+__all__ = [
+    "DiffusionEmbedding",
+    "GCNResidualBlock",
+    "GraphConvBlock",
+    "GraphNonLocal",
+    "LiftCTGCN",
+    "PreAggGraphConv",
+    "step_embedding_table",
+]
 
 
 def step_embedding_table(num_steps: int, dim: int) -> Tensor:
@@ -72,7 +79,7 @@ class PreAggGraphConv(nn.Module):
 class GraphConvBlock(nn.Module):
     """``gconv`` -> BatchNorm over the output channels -> (dropout of ReLU) -> ReLU (AnyGCN ``_GraphConv``)."""
 
-    def __init__(self, adj: Tensor, input_dim: int, output_dim: int, p_dropout: Optional[float]) -> None:
+    def __init__(self, adj: Tensor, input_dim: int, output_dim: int, p_dropout: float | None) -> None:
         super().__init__()
         self.gconv = PreAggGraphConv(input_dim, output_dim, adj)
         self.bn = nn.BatchNorm1d(output_dim)
@@ -153,7 +160,7 @@ class GCNResidualBlock(nn.Module):
     """One gated residual block; ``x [B, C, J, L]``, ``emb [B or 1, E]`` -> ``(residual out, skip)``."""
 
     def __init__(self, channels: int, seq_len: int, diffusion_embedding_dim: int, adj: Tensor,
-                 p_dropout: Optional[float], nonlocal_orders: Optional[tuple[list[int], list[int], int]]) -> None:
+                 p_dropout: float | None, nonlocal_orders: tuple[list[int], list[int], int] | None) -> None:
         super().__init__()
         self.diffusion_projection = nn.Linear(diffusion_embedding_dim, channels)
         self.mid_projection = _conv1d(channels, 2 * channels)
@@ -193,8 +200,8 @@ class LiftCTGCN(nn.Module):
     (ε prediction). ``adj`` from :func:`~.skeleton.adjacency_from_parents`; ``joints_group`` enables non-local."""
 
     def __init__(self, *, channels: int, layers: int, diffusion_embedding_dim: int, num_steps: int, seq_len: int,
-                 adj: Tensor, p_dropout: Optional[float] = None,
-                 joints_group: Optional[Sequence[Sequence[int]]] = None,
+                 adj: Tensor, p_dropout: float | None = None,
+                 joints_group: Sequence[Sequence[int]] | None = None,
                  n_input_coords: int = 5, n_output_coords: int = 3) -> None:
         super().__init__()
         from skeleton_diffusion.methods.diffhpe.skeleton import group_orders

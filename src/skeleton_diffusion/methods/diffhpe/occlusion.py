@@ -21,7 +21,7 @@ import numpy as np
 
 from skeleton_diffusion.utils.errors import ConfigError
 
-__all__ = ["MISS_TYPES", "ALL_MISS_RATES", "LEFT_ARM_RIGHT_LEG", "RIGHT_LEG", "official_occlusion_mask"]
+__all__ = ["ALL_MISS_RATES", "LEFT_ARM_RIGHT_LEG", "MISS_TYPES", "RIGHT_LEG", "official_occlusion_mask"]
 
 MISS_TYPES = ("no_miss", "random", "random_left_arm_right_leg", "structured_joint", "structured_frame", "noisy",
               "all")

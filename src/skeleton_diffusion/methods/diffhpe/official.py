@@ -3,7 +3,8 @@ out. Names and signatures are those of ``fixtures/lifting/INTERFACE.md``."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor
 

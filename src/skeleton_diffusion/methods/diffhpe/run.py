@@ -11,24 +11,32 @@ beside it; else the official defaults), checks that the network loads strictly, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from skeleton_diffusion.methods.diffhpe.files import (
-    OFFICIAL_DIFFUSION_DEFAULTS, read_error_stats, read_official_config, safe_load_official)
+    OFFICIAL_DIFFUSION_DEFAULTS,
+    read_error_stats,
+    read_official_config,
+    safe_load_official,
+)
 from skeleton_diffusion.methods.diffhpe.model import LiftingDiffusionModel
-from skeleton_diffusion.methods.diffhpe.official import load_diffhpe, strip_module_prefix
+from skeleton_diffusion.methods.diffhpe.official import (
+    load_diffhpe,
+    strip_module_prefix,
+)
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputError
 
-__all__ = ["infer_config", "convert", "load_run", "DiffHPELifter", "new_wrapper_model"]
+__all__ = ["DiffHPELifter", "convert", "infer_config", "load_run", "new_wrapper_model"]
 _log = logging.getLogger(__name__)
 OPTION_KEYS = ("bones_rewired", "anisotropic_step_noise")
 
 
-def infer_config(state: Mapping[str, Tensor], base: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+def infer_config(state: Mapping[str, Tensor], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Sizes read from an official state dict, over ``base`` (the YAML settings or the official defaults).
     A size given by ``base`` that disagrees with the weights raises :class:`CheckpointError`."""
     cfg = dict(OFFICIAL_DIFFUSION_DEFAULTS if base is None else base)
@@ -60,7 +68,7 @@ def infer_config(state: Mapping[str, Tensor], base: Optional[Mapping[str, Any]] 
     return cfg
 
 
-def _find_config(src: Path) -> Optional[Path]:
+def _find_config(src: Path) -> Path | None:
     folder = src if src.is_dir() else src.parent
     for cand in (folder / "config.yaml", folder / ".hydra" / "config.yaml"):
         if cand.is_file():
@@ -79,8 +87,8 @@ def _epoch(folder: Path) -> int:
     return 0
 
 
-def convert(src: Path, out_dir: Path, *, config: Optional[Path] = None, force: bool = False,
-            err_var: Optional[Path] = None, err_ave: Optional[Path] = None, **options: Any) -> Path:
+def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool = False,
+            err_var: Path | None = None, err_ave: Path | None = None, **options: Any) -> Path:
     """Official DiffHPE ``model.pth`` (or its folder) -> our run folder; returns the checkpoint written.
 
     ``err_var``/``err_ave``: the anisotropic ``.npy`` files (default: the YAML's ``err_var_path`` /
@@ -139,8 +147,8 @@ class DiffHPELifter:
     ``[..., S, T, J, 3]`` root-relative camera-frame metres. Windows of ``seq_len`` frames, non-overlapping;
     the last one is padded by repeating its final frame (the official ``drop_last=False``)."""
 
-    def __init__(self, model: LiftingDiffusionModel, err_var: Optional[Tensor] = None,
-                 err_mean: Optional[Tensor] = None) -> None:
+    def __init__(self, model: LiftingDiffusionModel, err_var: Tensor | None = None,
+                 err_mean: Tensor | None = None) -> None:
         self.model = model.eval()
         self.seq_len = model.seq_len
         self.err_var, self.err_mean = err_var, err_mean
@@ -150,8 +158,8 @@ class DiffHPELifter:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def lift(self, keypoints_2d: Tensor, num_samples: int = 5, *, mask: Optional[Tensor] = None,
-             generator: Optional[torch.Generator] = None, n_steps: Optional[int] = None) -> Tensor:
+    def lift(self, keypoints_2d: Tensor, num_samples: int = 5, *, mask: Tensor | None = None,
+             generator: torch.Generator | None = None, n_steps: int | None = None) -> Tensor:
         """``mask [..., T, J]`` (1 = visible) zeroes the occluded 2D joints, as the official pipeline does."""
         x = torch.as_tensor(keypoints_2d, dtype=torch.float32)
         if x.dim() < 3 or x.shape[-1] != 2 or x.shape[-2] != 17:

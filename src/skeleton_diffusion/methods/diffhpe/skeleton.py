@@ -11,16 +11,23 @@ The official ``Human36mDataset`` (n_joints=17) removes the static joints, which 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import reduce
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
-    "H36M17_PARENTS", "H36M17_PARENTS_BEFORE_REWIRING", "H36M17_JOINTS_LEFT", "H36M17_JOINTS_RIGHT",
-    "H36M17_JOINTS_GROUP", "official_bones", "official_bone_sides", "adjacency_from_parents", "group_orders",
+    "H36M17_JOINTS_GROUP",
+    "H36M17_JOINTS_LEFT",
+    "H36M17_JOINTS_RIGHT",
+    "H36M17_PARENTS",
+    "H36M17_PARENTS_BEFORE_REWIRING",
+    "adjacency_from_parents",
+    "group_orders",
+    "official_bone_sides",
+    "official_bones",
 ]
 
 H36M17_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
