@@ -133,7 +133,8 @@ class LiftingDiffusionModel(nn.Module):
 
     def denoiser(self, x: Tensor, t: Tensor) -> Tensor:
         """ε̂ ``[B,3,J,L]`` of the conditioned input ``x [B, C_in, J, L]`` at integer steps ``t [B]`` or ``[1]``."""
-        return self.diffmodel(x, t.long())
+        t = torch.as_tensor(t, device=x.device).long().reshape(-1)
+        return self.diffmodel(x, t)
 
     @staticmethod
     def shape_noise(noise: Tensor, err_var: Tensor | None, err_mean: Tensor | None) -> Tensor:
@@ -159,6 +160,7 @@ class LiftingDiffusionModel(nn.Module):
         if data_3d.shape != noise.shape or data_3d.dim() != 4 or data_3d.shape[1] != 3:
             raise InputError(f"data_3d and noise must be [B, 3, J, L], got {tuple(data_3d.shape)} and "
                              f"{tuple(noise.shape)}")
+        t = torch.as_tensor(t, device=data_3d.device).long().reshape(-1)
         noise = self.shape_noise(noise, err_var, err_mean)
         a = self.alpha_torch.to(data_3d.device)[t.long()].view(-1, 1, 1, 1)
         noisy = a ** 0.5 * data_3d + (1.0 - a) ** 0.5 * noise
