@@ -107,7 +107,7 @@ _BUILTIN: tuple[MethodSpec, ...] = (
                {"train": "lifter:train", "load": "lifter:load_run", "convert": "checkpoint:convert"}),
     MethodSpec("diffhpe", ("lifting",), f"{_PKG}.diffhpe",
                "DiffHPE (ICCV-W 2023): diffusion-based 3D human pose estimation",
-               {"train": "lifter:train", "load": "lifter:load_run"}),
+               {"train": "lifter:train", "load": "lifter:load_run", "convert": "run:convert"}),
 )
 
 _REGISTRY: dict[str, MethodSpec] = {}

@@ -122,12 +122,13 @@ def bone_lengths(x: Tensor, limbs: Sequence[tuple[int, int]]) -> Tensor:
     return (x[..., idx[:, 1], :] - x[..., idx[:, 0], :]).norm(dim=-1)
 
 
-def bone_length_std(seq: Tensor, limbs: Sequence[tuple[int, int]]) -> Tensor:
-    """Per-sequence mean over bones of the (population) std over time of the bone length: ``[..., T, J, 3]``
-    -> ``[...]`` metres (0 for a rigid skeleton)."""
+def bone_length_std(seq: Tensor, limbs: Sequence[tuple[int, int]], unbiased: bool = True) -> Tensor:
+    """Per-sequence mean over bones of the std over time of the bone length: ``[..., T, J, 3]`` -> ``[...]``
+    (input units; 0 for a rigid skeleton). ``unbiased=True`` (default) is DiffHPE's seg std (``torch.std``,
+    divisor T - 1); ``unbiased=False`` the population std (divisor T)."""
     if seq.dim() < 3 or seq.shape[-3] < 2:
         raise InputError(f"bone_length_std needs sequences [..., T>=2, J, 3], got {tuple(seq.shape)}")
-    return bone_lengths(seq, limbs).std(dim=-2, unbiased=False).mean(dim=-1)
+    return bone_lengths(seq, limbs).std(dim=-2, unbiased=unbiased).mean(dim=-1)
 
 
 def symmetric_bone_pairs(joint_names: Sequence[str], limbs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from skeleton_diffusion.training.lifting import LiftingRun, load_lifting_run
+from skeleton_diffusion.training.lifting import load_lifting_run
 from skeleton_diffusion.training.lifting import main as _train_lifting
 
 
@@ -20,6 +20,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     return _train_lifting(cfg, overrides)
 
 
-def load_run(path: str | Path, device: Any = "auto", **options: Any) -> LiftingRun:
-    """One of our lifting runs -> a :class:`~skeleton_diffusion.training.lifting.LiftingRun` (``lift(...)``)."""
+def load_run(path: str | Path, device: Any = "auto", **options: Any) -> Any:
+    """A converted official DiffHPE run (``meta.official_config``) -> the official lifter
+    (:func:`skeleton_diffusion.methods.diffhpe.run.load_run`); one of our lifting runs -> a
+    :class:`~skeleton_diffusion.training.lifting.LiftingRun`. Both offer ``lift(keypoints_2d, num_samples)``."""
+    from skeleton_diffusion.checkpoints.format import read_meta
+
+    if "official_config" in read_meta(path):
+        from skeleton_diffusion.methods.diffhpe.run import load_run as load_official
+
+        return load_official(path, device=device, **options)
     return load_lifting_run(path, device, **options)
