@@ -11,6 +11,7 @@ Any other class in the stream raises :class:`~skeleton_diffusion.utils.errors.Da
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from pathlib import Path
@@ -160,11 +161,12 @@ def safe_load_pickle(fh: BinaryIO, *, what: str | Path) -> Any:
             "arrays and plain dicts/lists/strings/numbers are accepted (nothing else is ever unpickled)") from None
 
 
-def load_npy_object(path: str | Path) -> Any:
-    """Contents of an ``.npy`` file: a plain array, or the Python object of a 0-d object array (e.g. MDM's
-    ``results.npy`` dict), rebuilt with :func:`safe_load_pickle` instead of ``allow_pickle=True``."""
+def load_npy_object(path: str | Path, fh: BinaryIO | None = None) -> Any:
+    """Contents of an ``.npy`` file (or of the open stream ``fh``, named ``path`` in errors): a plain array, or the
+    Python object of a 0-d object array (e.g. MDM's ``results.npy`` dict), rebuilt with :func:`safe_load_pickle`
+    instead of ``allow_pickle=True``."""
     path = Path(path)
-    with open(path, "rb") as fh:
+    with (open(path, "rb") if fh is None else contextlib.nullcontext(fh)) as fh:
         try:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
