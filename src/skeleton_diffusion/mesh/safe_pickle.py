@@ -94,7 +94,8 @@ for _fmt in ("csc", "csr", "coo"):
         _ALLOWED[(_mod, f"{_fmt}_array")] = _cls
 for _name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bool",
               "slice"):
-    _ALLOWED[("builtins", _name)] = getattr(__import__("builtins"), _name)
+    for _mod in ("builtins", "__builtin__"):
+        _ALLOWED[(_mod, _name)] = getattr(__import__("builtins"), _name)
 
 
 class _AllowListUnpickler(pickle.Unpickler):
