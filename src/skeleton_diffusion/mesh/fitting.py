@@ -11,7 +11,9 @@ pose and shape only through the kinematic chain (pose blend shapes move vertices
 optimisation runs on the chain itself (``smplx.lbs``), batched over frames, and the mesh is built once at the
 end with the full ``smplx`` SMPL forward. Schedule: shape from median bone lengths; per-frame global
 orientation and translation by a rigid (Kabsch) fit of the torso; then windows of frames, each warm-started from
-the last pose of the previous window (L-BFGS, strong Wolfe); finally all frames and the shape together.
+the last pose of the previous window and solved by batched Levenberg-Marquardt (every frame of the window at
+once, exact analytic Jacobian; the smoothness term uses the neighbours' current values); then the shape against
+all frames (L-BFGS) and one more Levenberg-Marquardt pass over all frames.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ _ANGLE_PRIOR = ((17, 1, 1.0), (18, 1, -1.0), (3, 0, -1.0), (4, 0, -1.0))
 
 @dataclass
 class FitConfig:
-    """Weights (dimensionless, joint errors in units of ``joint_sigma`` metres) and L-BFGS iteration counts."""
+    """Weights (dimensionless, joint errors in units of ``joint_sigma`` metres), the window length (frames) and
+    iteration counts (Levenberg-Marquardt for poses: first window, later windows, final pass; L-BFGS for shape)."""
 
     joint_sigma: float = 0.01
     pose_prior: float = 0.02
