@@ -113,7 +113,7 @@ def build_mdm_from_checkpoint(path: str | Path, device: str | torch.device = "au
     """-> ``(diffusion, spec, train config, skeleton, text encoder or None)`` of an MDM checkpoint (frozen,
     eval mode)."""
     from skeleton_diffusion.training.motion import load_motion_checkpoint
-    from skeleton_diffusion.methods.mdm.trainer import build_mdm
+    from skeleton_diffusion.methods.mdm.build import build_mdm
 
     diffusion, spec, cfg, skeleton, text_encoder, _, _ = load_motion_checkpoint(
         path, device, use_ema, "mdm", build_mdm, "an MDM")
