@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_fixture_close, frame_mask, to_ours, write_official_folder
+from _mdm_helpers import assert_fixture_close, frame_mask, mdm_dir, mdm_load, to_ours, write_official_folder  # noqa: F401  (mdm_dir, mdm_load: fixtures)
 from skeleton_diffusion.methods.mdm import official as O
 from skeleton_diffusion.utils.errors import CheckpointError
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_fixture_close, frame_mask, to_ours
+from _mdm_helpers import assert_fixture_close, frame_mask, mdm_dir, mdm_load, to_ours  # noqa: F401  (mdm_dir, mdm_load: fixtures)
 from skeleton_diffusion.methods.mdm import official as O
 
 BUFFERS = ("betas", "alphas_cumprod", "alphas_cumprod_prev", "alphas_cumprod_next", "sqrt_alphas_cumprod",

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_fixture_close, frame_mask, to_ours
+from _mdm_helpers import assert_fixture_close, frame_mask, mdm_dir, mdm_load, to_ours  # noqa: F401  (mdm_dir, mdm_load: fixtures)
 from skeleton_diffusion.methods.mdm import official as O
 from skeleton_diffusion.methods.mdm.args import complete_args
 from skeleton_diffusion.methods.mdm.convert import build_diffusion, build_network, read_official

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_fixture_close
+from _mdm_helpers import assert_fixture_close, mdm_dir, mdm_load  # noqa: F401  (mdm_dir, mdm_load: fixtures)
 from skeleton_diffusion.methods.mdm import official as O
 
 

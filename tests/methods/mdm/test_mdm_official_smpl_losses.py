@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import to_ours
+from _mdm_helpers import mdm_dir, mdm_load, to_ours  # noqa: F401  (mdm_dir, mdm_load: fixtures)
 from skeleton_diffusion.methods.mdm import official as O
 from skeleton_diffusion.methods.mdm.args import complete_args
 from skeleton_diffusion.methods.mdm.convert import build_diffusion, build_network
