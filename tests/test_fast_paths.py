@@ -19,7 +19,8 @@ from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 from skeleton_diffusion.nn.graph.gru_sequence import gru_recurrence_nograd, inference_input_terms
 from skeleton_diffusion.methods.skeleton_diffusion.autoencoder import AutoEncoder, Decoder
 from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Attention, Denoiser
-from skeleton_diffusion.nn.graph.layers import StaticGraphGRU, StaticGraphGRUCell, StaticGraphLinear
+from skeleton_diffusion.nn.graph.layers import StaticGraphLinear
+from skeleton_diffusion.nn.graph.recurrent import StaticGraphGRU, StaticGraphGRUCell
 from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 
 TYPES = torch.tensor([0, 0, 1, 2, 2, 3])

@@ -44,7 +44,7 @@ def test_row_chunked_sampling_equals_one_pass(monkeypatch) -> None:
 
 
 def test_predict_uses_the_no_grad_decoder_recurrence(monkeypatch) -> None:
-    from skeleton_diffusion.nn.graph.layers import StaticGraphGRUCell
+    from skeleton_diffusion.nn.graph.recurrent import StaticGraphGRUCell
 
     model = _tiny_pipeline()
     obs = 0.3 * torch.randn(2, 5, 4, 3)

@@ -8,13 +8,8 @@ import pytest
 import torch
 from _nn_helpers import perturb, single_thread  # noqa: F401  (fixture)
 
-from skeleton_diffusion.nn.graph.layers import (
-    StaticGraphGRU,
-    StaticGraphGRUCell,
-    StaticGraphLinear,
-    StaticGraphLSTM,
-    row_l1_normalise,
-)
+from skeleton_diffusion.nn.graph.layers import StaticGraphLinear, row_l1_normalise
+from skeleton_diffusion.nn.graph.recurrent import StaticGraphGRU, StaticGraphGRUCell, StaticGraphLSTM
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 TYPES = torch.tensor([0, 0, 1, 2, 2, 3])  # 6 nodes, 4 types; nodes (0,1) and (3,4) share a type

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from skeleton_diffusion.nn.graph import kernels as cpu_kernels
-from skeleton_diffusion.nn.graph.layers import StaticGraphGRU, StaticGraphLinear, StaticGraphLSTM, as_node_types
+from skeleton_diffusion.nn.graph.layers import StaticGraphLinear, as_node_types
+from skeleton_diffusion.nn.graph.recurrent import StaticGraphGRU, StaticGraphLSTM
 from skeleton_diffusion.utils.errors import ConfigError, InputError
 
 __all__ = ["Encoder", "Decoder", "AutoEncoder", "pose_loss"]
