@@ -129,11 +129,6 @@ def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict
     our lifting runs keep the protocol of this module."""
     from skeleton_diffusion.tasks.results import write_results
 
-    if cfg.get("checkpoint_path") and is_converted_official(cfg.checkpoint_path):
-        if load_lifter is None:
-            raise ConfigError(f"'{cfg.checkpoint_path}' is a converted official run: its evaluation needs the "
-                              "method's loader (eval.py passes the registry's load hook)")
-        return run_official(cfg, load_lifter)
 
     occlusion = str(cfg.get("occlusion", "none"))
     known = [o for o in OCCLUSION_TYPES if o != "mixed"]
@@ -141,6 +136,11 @@ def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict
         raise ConfigError(f"occlusion must be one of {known} or 'all', got {occlusion!r}")
     if not cfg.get("checkpoint_path"):
         raise ConfigError("task=lifting needs checkpoint_path=<lifting run folder or checkpoint>")
+    if is_converted_official(cfg.checkpoint_path):
+        if load_lifter is None:
+            raise ConfigError(f"'{cfg.checkpoint_path}' is a converted official run: its evaluation needs the "
+                              "method's loader (eval.py passes the registry's load hook)")
+        return run_official(cfg, load_lifter)
     device = resolve_device(cfg.get("device", "auto"))
     from skeleton_diffusion.checkpoints.format import load_state_strict
     from skeleton_diffusion.training.lifting import build_lifting_model as build_model
