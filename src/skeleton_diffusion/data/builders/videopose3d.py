@@ -23,6 +23,7 @@ import numpy as np
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_path
 from skeleton_diffusion.data.builders.h36m_cameras import NUM_CAMERAS, camera_parameters
+from skeleton_diffusion.data.gmm2d import read_npz_object
 from skeleton_diffusion.representations.camera import normalize_screen_coordinates, project_to_2d, world_to_camera
 
 __all__ = [
@@ -41,14 +42,16 @@ DETECTORS = ("gt", "cpn_ft_h36m_dbb", "detectron_ft_h36m")
 
 
 def _load_dict(path: Path, key: str) -> Any:
+    """Member ``key`` (and ``metadata`` when present) of a VideoPose3D npz; the pickled dicts are read with the
+    allow-listed unpickler of :func:`~skeleton_diffusion.data.gmm2d.read_npz_object` (never ``allow_pickle``)."""
     if not path.is_file():
         raise DataFormatError(f"'{path}' does not exist (expected a VideoPose3D-format file with key '{key}')")
-    with np.load(path, allow_pickle=True) as f:  # the layout stores pickled dicts
-        if key not in f.files:
-            raise DataFormatError(f"'{path}': expected key '{key}', found {f.files}")
-        obj = f[key]
-        out = obj.item() if obj.dtype == object else obj
-        meta = f["metadata"].item() if "metadata" in f.files else None
+    with np.load(path, allow_pickle=False) as f:
+        names = list(f.files)
+    if key not in names:
+        raise DataFormatError(f"'{path}': expected key '{key}', found {names}")
+    out = read_npz_object(path, key)
+    meta = read_npz_object(path, "metadata") if "metadata" in names else None
     return out, meta
 
 

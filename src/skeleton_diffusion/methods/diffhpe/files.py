@@ -4,7 +4,8 @@
 * ``prt_mixste_*.pt``: a dict with ``model_pos`` (MixSTE weights) and training extras, possibly numpy RNG states;
 * ``config.yaml`` (``conf/config.yaml`` or a run's ``.hydra/config.yaml``): read with ``yaml.safe_load``;
 * ``err_var_path`` / ``err_ave_path``: ``[J, 3]`` per joint × coordinate variance / mean of the 2D-lifting error
-  that shapes the anisotropic noise, read with ``np.load(allow_pickle=False)``.
+  that shapes the anisotropic noise, read with ``np.load(allow_pickle=False)`` by the data layer
+  (:func:`skeleton_diffusion.data.lifting_files.read_error_stats`, re-exported here).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
+from skeleton_diffusion.data.lifting_files import read_error_stats
 from skeleton_diffusion.utils.errors import (
     CheckpointError,
     ConfigError,
-    DataFormatError,
     FileAccessError,
 )
 
@@ -72,27 +72,6 @@ def safe_load_official(path: str | Path) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"refusing to load '{path}': it holds Python objects beyond tensors, containers and "
                               f"numpy arrays ({first}); only weights_only-safe files are accepted") from exc
-
-
-def read_error_stats(path: str | Path, num_joints: int | None = None) -> Tensor:
-    """A DiffHPE ``err_var`` / ``err_ave`` ``.npy`` file -> float32 ``[J, 3]`` tensor (``allow_pickle=False``)."""
-    path = Path(path).expanduser()
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except OSError as exc:
-        raise FileAccessError(f"cannot access '{path}': {exc}") from exc
-    except ValueError as exc:
-        raise DataFormatError(f"'{path}' is not a plain numpy array file ({exc}); DiffHPE's err_var/err_ave files "
-                              "are [J, 3] float arrays") from exc
-    if arr.ndim == 1 and arr.size % 3 == 0:
-        arr = arr.reshape(-1, 3)
-    if arr.ndim != 2 or arr.shape[1] != 3 or (num_joints is not None and arr.shape[0] != num_joints):
-        want = f"[{num_joints if num_joints is not None else 'J'}, 3]"
-        raise DataFormatError(f"'{path}' holds an array of shape {arr.shape}; expected {want} per joint x "
-                              "coordinate error statistics (DiffHPE err_var_path / err_ave_path)")
-    if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
-        raise DataFormatError(f"'{path}' must hold finite floats, got dtype {arr.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(arr)).float()
 
 
 def read_official_config(path: str | Path) -> dict[str, Any]:

@@ -25,6 +25,9 @@ from skeleton_diffusion.methods.diffhpe.files import (
     safe_load_official,
 )
 from skeleton_diffusion.methods.diffhpe.model import LiftingDiffusionModel
+from skeleton_diffusion.methods.diffhpe.occlusion import ALL_MISS_RATES, official_occlusion_mask
+from skeleton_diffusion.methods.diffhpe.skeleton import official_bone_sides, official_bones
+from skeleton_diffusion.tasks.lifting.official import OfficialLiftingProtocol
 from skeleton_diffusion.methods.diffhpe.official import (
     load_diffhpe,
     strip_module_prefix,
@@ -156,6 +159,19 @@ class DiffHPELifter:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def official_protocol(self) -> OfficialLiftingProtocol:
+        """``main_h36m_lifting.py run.mode=test``: CPN detections, non-overlapping ``seq_len`` windows
+        (``drop_last``), 5 samples averaged, uncentred MPJPE, Sag. sym / Seg. std on the official (not rewired
+        unless ``bones_rewired``) bones, plain mean over the actions; occlusions from the official generator
+        with the ``conf/data`` rates."""
+        rewired = self.model.bones == official_bones(rewired=True)
+        return OfficialLiftingProtocol("diffhpe", "windows", "data_2d_h36m_cpn_ft_h36m_dbb.npz", num_samples=5,
+                                       frames=self.seq_len, action_average="present", mpjpe_root=None,
+                                       n_mpjpe_root=0, miss_rates=dict(ALL_MISS_RATES),
+                                       occlusion_mask=official_occlusion_mask, limbs=official_bones(rewired),
+                                       sides=official_bone_sides(rewired), cpu_generator=True)
 
     @torch.no_grad()
     def lift(self, keypoints_2d: Tensor, num_samples: int = 5, *, mask: Tensor | None = None,

@@ -6,7 +6,8 @@ Official files (``torch.save`` lists, read with ``torch.load(weights_only=True)`
   ``DataParallel(GCNdiff)``; the official test loads ``states[0]`` (non-EMA, ``module.*`` keys);
 * pose prior ``gcn_xyz_{cpn,gt}.pth`` = ``states[0]`` of ``DataParallel(GCNpose)`` (same list layout).
 
-``convert(src, out_dir, prior=..., config=...)`` writes ``out_dir/checkpoints/diffpose.pt`` (``denoiser`` and
+``convert(src, out_dir, prior=..., config=...)`` writes ``out_dir/checkpoints/diffpose_<epoch>.pt`` (a name the
+run-folder resolver of :mod:`skeleton_diffusion.checkpoints.format` finds; older conversions wrote ``diffpose.pt``) (``denoiser`` and
 ``prior`` state dicts without the prefix, ``meta`` with the network sizes, schedule and test settings) and
 ``out_dir/config.yaml``. The settings come from the official YAML (``--config
 configs/human36m_diffpose_uvxyz_{cpn,gt}.yml``) or the built-in copy of it chosen by ``preset`` ('cpn' | 'gt').
@@ -25,7 +26,8 @@ from torch import Tensor
 
 from skeleton_diffusion.methods.diffpose.diffusion import diffpose_betas, lift as _lift
 from skeleton_diffusion.methods.diffpose.networks import build_from_state_dict, strip_data_parallel
-from skeleton_diffusion.checkpoints.format import make_meta, save_checkpoint
+from skeleton_diffusion.checkpoints.format import make_meta, resolve_checkpoint, save_checkpoint
+from skeleton_diffusion.tasks.lifting.official import OfficialLiftingProtocol
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import CheckpointError, ConfigError, InputError
 from skeleton_diffusion.utils.io import safe_torch_load
@@ -135,7 +137,7 @@ def _read_mixste(path: Path) -> Mapping[str, Tensor]:
 
 def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool = False, prior: Path | None = None,
             preset: str = "cpn", use_ema: bool = False, **options: Any) -> Path:
-    """Official DiffPose denoiser ``src`` + GCNpose ``prior`` -> ``out_dir/checkpoints/diffpose.pt`` (returned)
+    """Official DiffPose denoiser ``src`` + GCNpose ``prior`` -> ``out_dir/checkpoints/diffpose_<epoch>.pt`` (returned)
     and ``out_dir/config.yaml``. ``use_ema`` takes ``states[4]`` instead of the test's ``states[0]``."""
     variant = str(options.pop("variant", "video" if preset.startswith("video") else "frame"))
     mixste_heads = int(options.pop("mixste_heads", 8))      # official MixSTE2(num_heads=8); not in the weights
@@ -177,7 +179,8 @@ def convert(src: Path, out_dir: Path, *, config: Path | None = None, force: bool
                      step=den["step"] if isinstance(den["step"], int) else -1)
     ck_dir = out_dir / "checkpoints"
     ck_dir.mkdir(parents=True, exist_ok=True)
-    out = save_checkpoint(ck_dir / CHECKPOINT_NAME, {"denoiser": denoiser, "prior": prior_net}, meta)
+    epoch = den["epoch"] if isinstance(den["epoch"], int) and den["epoch"] >= 0 else 0
+    out = save_checkpoint(ck_dir / f"diffpose_{epoch}.pt", {"denoiser": denoiser, "prior": prior_net}, meta)
     (out_dir / "config.yaml").write_text(yaml.safe_dump({"method": "diffpose", "variant": variant,
                                                          **asdict(settings)}, sort_keys=False))
     _log.info("wrote %s and %s", out, out_dir / "config.yaml")
@@ -193,6 +196,15 @@ class DiffPoseLifter:
         self.denoiser, self.prior, self.settings, self.device = denoiser.to(device), prior.to(device), settings, device
         self.betas = torch.from_numpy(diffpose_betas(settings.beta_schedule, settings.beta_start, settings.beta_end,
                                                      settings.num_diffusion_timesteps)).float().to(device)
+
+    @property
+    def official_protocol(self) -> OfficialLiftingProtocol:
+        """The official frame test (``main_diffpose_frame.py --test``): all S9/S11 frames in dataset order,
+        batches of 1024, GMM kernels drawn after ``np.random.seed(19960903)``, per-action protocol #1/#2 with the
+        mixed-batch P-MPJPE and the /15 action average (both official defects, switchable)."""
+        return OfficialLiftingProtocol("diffpose_frame", "frames", self.settings.test_2d,
+                                       num_samples=self.settings.test_times, batch_size=1024, action_average="all15",
+                                       mixed_batch_p2=True, mpjpe_root=0, n_mpjpe_root=None)
 
     @torch.no_grad()
     def lift(self, keypoints_2d: Tensor, num_samples: int = 1, *, eta: float | None = None,
@@ -221,7 +233,8 @@ def load_run(run_dir_or_checkpoint: str | Path, device: str | torch.device = "au
         raise ConfigError(f"unknown DiffPose load_run options {sorted(options)}")
     path = Path(run_dir_or_checkpoint).expanduser()
     if path.is_dir():
-        path = path / "checkpoints" / CHECKPOINT_NAME
+        legacy = path / "checkpoints" / CHECKPOINT_NAME
+        path = legacy if legacy.is_file() else resolve_checkpoint(path, hint="convert the official files first")
     ckpt = safe_torch_load(path)
     meta = ckpt.get("meta") if isinstance(ckpt, Mapping) else None
     if not isinstance(meta, Mapping) or meta.get("method") != "diffpose":
@@ -244,6 +257,15 @@ class DiffPoseVideoLifter(DiffPoseLifter):
     """Video-based DiffPose: ``lift(keypoints_2d [T, J, 2] or [B, T, J, 2], num_samples) -> [B, S, T, J, 3]``
     (root-relative metres). The sequence is cut into MixSTE clips as officially (the last clip overlaps the one
     before; its predictions win for the overlapped frames)."""
+
+    @property
+    def official_protocol(self) -> OfficialLiftingProtocol:
+        """The official video test (``Diffpose_video``): one lift per S9/S11 sequence, per-action frame-weighted
+        MPJPE / P-MPJPE / N-MPJPE (uncentred) / MPJVE, plain mean over the actions evaluated. Each frame counts
+        once (the official mean counts the overlapped frames of the last 243-frame clip twice)."""
+        return OfficialLiftingProtocol("diffpose_video", "sequences", self.settings.test_2d, num_samples=1,
+                                       action_average="present", mixed_batch_p2=False, mpjpe_root=0,
+                                       n_mpjpe_root=None)
 
     @torch.no_grad()
     def lift(self, keypoints_2d: Tensor, num_samples: int = 1, *, eta: float | None = None,

@@ -4,6 +4,9 @@ Evaluates a lifting checkpoint (``train_lifting.py``) on the test split (S9 S11)
 ``dataset=<lifting dataset>`` when given) and writes ``results.json/.csv/.md`` (:func:`~.results.write_results`);
 ``occlusion=all`` evaluates every occlusion type, one results folder per type (``<results_path>/<occlusion>/``).
 
+A run converted from the authors' files (``convert --method diffpose|diffhpe``) is evaluated with its method's
+official protocol instead (:mod:`skeleton_diffusion.tasks.lifting.official`; ``task.official.*``).
+
 Per test window (``frames`` consecutive frames, non-overlapping) K = ``task.num_samples`` hypotheses are drawn.
 Reported (mm unless stated; per-frame errors averaged over all test frames):
 
@@ -21,11 +24,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from skeleton_diffusion.tasks.lifting.official import is_converted_official, run_official
 from skeleton_diffusion.data.augment.corruption import OCCLUSION_TYPES, corrupt_2d
 from skeleton_diffusion.data.windows.lifting import LiftingWindows
 from skeleton_diffusion.skeletons.lookup import get_skeleton
@@ -119,9 +123,12 @@ def evaluate_lifting(model: torch.nn.Module, windows: LiftingWindows, *, occlusi
             "seed": int(seed), "wall_time_s": time.time() - t0}
 
 
-def main(cfg: DictConfig) -> dict[str, Any]:
-    """Entry point for ``eval.py task=lifting``."""
+def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Entry point for ``eval.py task=lifting``. A run converted from the authors' files runs its method's
+    official protocol (:mod:`.official`; ``load_lifter(path, device)`` = the method's registry ``load`` hook);
+    our lifting runs keep the protocol of this module."""
     from skeleton_diffusion.tasks.results import write_results
+
 
     occlusion = str(cfg.get("occlusion", "none"))
     known = [o for o in OCCLUSION_TYPES if o != "mixed"]
@@ -129,6 +136,11 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"occlusion must be one of {known} or 'all', got {occlusion!r}")
     if not cfg.get("checkpoint_path"):
         raise ConfigError("task=lifting needs checkpoint_path=<lifting run folder or checkpoint>")
+    if is_converted_official(cfg.checkpoint_path):
+        if load_lifter is None:
+            raise ConfigError(f"'{cfg.checkpoint_path}' is a converted official run: its evaluation needs the "
+                              "method's loader (eval.py passes the registry's load hook)")
+        return run_official(cfg, load_lifter)
     device = resolve_device(cfg.get("device", "auto"))
     from skeleton_diffusion.checkpoints.format import load_state_strict
     from skeleton_diffusion.training.lifting import build_lifting_model as build_model
