@@ -56,6 +56,16 @@ def load_generator(path: Any, device: torch.device) -> Any:
     return model
 
 
+def load_lifter(path: Any, device: torch.device) -> Any:
+    """A lifter from a run folder or checkpoint (each method's ``load`` hook): converted official DiffPose / DiffHPE
+    runs get their authors' protocol, our lifting runs ours."""
+    spec = registry.get_method(registry.method_of_checkpoint(path))
+    if "lifting" not in spec.tasks:
+        raise ConfigError(f"checkpoint '{path}' is a {spec.name} model, not a 2D->3D lifter (lifting methods: "
+                          f"{', '.join(registry.available_methods('lifting'))})")
+    return spec.hook("load")(path, device=device)
+
+
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation ``cfg`` describes (``configs/eval.yaml``); writes and returns the summary."""
     task = str((cfg.get("task") or {}).get("task_name", "hmp"))
@@ -70,5 +80,5 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if task == "lifting":
         from skeleton_diffusion.tasks.lifting.protocol import main as evaluate_lifting
 
-        return evaluate_lifting(cfg)
+        return evaluate_lifting(cfg, load_lifter)
     raise ConfigError(f"task={task} has no evaluation protocol; known: {', '.join(TASKS)}")
