@@ -8,8 +8,9 @@ Pipeline per file:
    position channels when the joint has them) times the rotation composed from the rotation channels **in the
    order they are listed** (``Zrotation Xrotation Yrotation`` -> ``Rz @ Rx @ Ry``, degrees); global transforms
    are chained parent -> child;
-3. resampling to the target fps by linear interpolation of joint positions at ``k / fps`` (an integer ratio,
-   e.g. 120 -> 60 Hz, is plain decimation);
+3. resampling to the target fps **before** FK, at times ``k / fps``: every joint's rotation by quaternion slerp,
+   translations (root position channels) linearly, so bone lengths stay exactly those of the file (an integer
+   ratio, e.g. 120 -> 60 Hz, is plain decimation);
 4. joint map to AMASS-22 (built-in ``cmu`` for the cgspeed CMU conversion, ``lafan1`` for Ubisoft LAFAN1, or a
    JSON map file ``{"<amass joint>": "<bvh joint>" | ["<bvh joint>", ...] (mean), "unit": ..., "up": ...}``;
    AMASS joints may be named as SMPL (``left_hip``) or as our skeleton (``LHip``));
@@ -49,7 +50,6 @@ from skeleton_diffusion.skeletons.formats.bvh import (
 from skeleton_diffusion.data.builders.common import (
     BuildSummary,
     build_side_files_if_possible,
-    resample,
     split_clips,
     write_processed,
 )
@@ -158,9 +158,9 @@ def bvh_to_amass22(
     unit = unit if unit is not None else options.get("unit", "auto")
     up = up if up is not None else options.get("up", "y")
     scale = resolve_unit(unit, motion)
-    positions = bvh_forward_kinematics(motion)
+    positions = bvh_forward_kinematics(motion, fps)  # slerp of the rotation channels, then FK: rigid bones
     mapped = map_to_amass22(positions, motion.joint_names, jmap, motion.source)
-    out = to_z_up(resample(mapped, motion.fps, fps) * scale, up).astype(np.float32)
+    out = to_z_up(mapped * scale, up).astype(np.float32)
     info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
             "frames": int(out.shape[0])}
     return out, info

@@ -231,20 +231,54 @@ def setup_cli_logging(verbose: bool = False) -> None:
 
 
 def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip."""
-    if dst_fps <= 0:
-        raise ValueError(f"target fps must be positive, got {dst_fps}")
-    ratio = src_fps / dst_fps
-    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
-        return positions[:: int(round(ratio))].copy()
-    duration = (positions.shape[0] - 1) / src_fps
-    # 1e-3 frame tolerance: "Frame Time" is written with ~7 digits (1/30 -> 0.0333333)
-    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
-    src_pos = times * src_fps
-    i0 = np.clip(np.floor(src_pos).astype(int), 0, positions.shape[0] - 1)
-    i1 = np.clip(i0 + 1, 0, positions.shape[0] - 1)
-    w = (src_pos - i0)[:, None, None]
+    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip.
+
+    Interpolating positions shortens every rotating limb on the in-between frames; for skeleton data use
+    :func:`resample_keep_bones` (positions) or ``bvh_forward_kinematics(motion, fps)`` (BVH rotations)."""
+    from skeleton_diffusion.skeletons.formats.bvh import resample_weights
+
+    i0, i1, w = resample_weights(positions.shape[0], src_fps, dst_fps)
+    w = w[:, None, None]
     return (1 - w) * positions[i0] + w * positions[i1]
+
+
+def resample_keep_bones(positions: np.ndarray, parents: Sequence[int], src_fps: float, dst_fps: float) -> np.ndarray:
+    """Resample ``[F, J, 3]`` joint positions to ``dst_fps`` keeping bone lengths (``parents[j]``, -1 = root).
+
+    Joint positions are interpolated linearly, then, parents before children, each bone is given back its length
+    (interpolated linearly between the two source frames, so a constant bone length stays constant to float
+    precision) along the interpolated bone direction."""
+    from skeleton_diffusion.skeletons.formats.bvh import resample_weights
+
+    i0, i1, w = resample_weights(positions.shape[0], src_fps, dst_fps)
+    x = np.asarray(positions, dtype=np.float64)
+    wb = w[:, None, None]
+    lerp = (1 - wb) * x[i0] + wb * x[i1]
+    out = lerp.copy()
+    order = sorted(range(len(parents)), key=lambda j: _depth(parents, j))
+    for j in order:
+        p = parents[j]
+        if p < 0:
+            continue
+        src_len = np.linalg.norm(x[:, j] - x[:, p], axis=-1)
+        length = (1 - w) * src_len[i0] + w * src_len[i1]
+        d = lerp[:, j] - lerp[:, p]
+        norm = np.linalg.norm(d, axis=-1, keepdims=True)
+        # a bone that folds through zero length mid-interpolation keeps the source frame's direction
+        fallback = np.where(w[:, None] < 0.5, x[i0, j] - x[i0, p], x[i1, j] - x[i1, p])
+        fb_norm = np.linalg.norm(fallback, axis=-1, keepdims=True)
+        unit = np.where(norm > 1e-9, d / np.maximum(norm, 1e-12), fallback / np.maximum(fb_norm, 1e-12))
+        out[:, j] = out[:, p] + unit * length[:, None]
+    return out.astype(positions.dtype, copy=False)
+
+
+def _depth(parents: Sequence[int], j: int) -> int:
+    d = 0
+    while parents[j] >= 0:
+        j, d = parents[j], d + 1
+        if d > len(parents):
+            raise ValueError(f"cycle in the parents list at joint {j}")
+    return d
 
 
 def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> dict[str, dict[str, tuple[int, int]]]:

@@ -209,7 +209,6 @@ def bvh_to_native(
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
     from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
-    from skeleton_diffusion.data.builders.common import resample
     from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
 
     motion = parse_bvh(path)
@@ -218,8 +217,8 @@ def bvh_to_native(
         kept, parents = subset_hierarchy(names, parents, joints, motion.source)
         names, idx = [names[i] for i in kept], [idx[i] for i in kept]
     scale = resolve_unit(unit if unit is not None else "auto", motion)
-    positions = bvh_forward_kinematics(motion)[:, idx]
-    out = to_z_up(resample(positions, motion.fps, fps) * scale, up or "y").astype(np.float32)
+    positions = bvh_forward_kinematics(motion, fps)[:, idx]  # slerp of the rotation channels, then FK
+    out = to_z_up(positions * scale, up or "y").astype(np.float32)
     info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
             "frames": int(out.shape[0])}
     return out, info, names, list(parents)

@@ -148,10 +148,47 @@ def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
     return BvhMotion(joints, frame_time, frames, src)
 
 
-def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
-    """Global joint positions ``[F, J, 3]`` in file units and axes (End Sites included)."""
+def resample_weights(num_frames: int, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames ``(i0, i1, w)`` so that output frame ``k`` (time ``k / dst_fps``) is ``(1-w) x[i0] + w x[i1]``.
+
+    An integer ratio (120 -> 60 Hz) is plain decimation (``w = 0``); otherwise every time ``k / dst_fps`` inside
+    the clip is kept (1e-3 frame tolerance: "Frame Time" is written with ~7 digits, 1/30 -> 0.0333333)."""
+    if dst_fps <= 0 or src_fps <= 0:
+        raise ValueError(f"frame rates must be positive, got {src_fps} -> {dst_fps}")
+    ratio = src_fps / dst_fps
+    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
+        i0 = np.arange(0, num_frames, int(round(ratio)))
+        return i0, i0, np.zeros(len(i0))
+    duration = (num_frames - 1) / src_fps
+    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
+    src_pos = times * src_fps
+    i0 = np.clip(np.floor(src_pos).astype(int), 0, num_frames - 1)
+    i1 = np.clip(i0 + 1, 0, num_frames - 1)
+    return i0, i1, np.clip(src_pos - i0, 0.0, 1.0)
+
+
+def _slerp(rot: Rotation, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> Rotation:
+    """Per-frame spherical interpolation ``R[i0] * exp(w * log(R[i0]^-1 R[i1]))`` (shortest arc)."""
+    r0 = rot[i0]
+    delta = (r0.inv() * rot[i1]).as_rotvec()
+    return r0 * Rotation.from_rotvec(delta * w[:, None])
+
+
+def bvh_forward_kinematics(motion: BvhMotion, fps: float | None = None) -> np.ndarray:
+    """Global joint positions ``[F, J, 3]`` in file units and axes (End Sites included).
+
+    ``fps``: resample to this rate first, **in the channels**: each joint's rotation is interpolated by quaternion
+    slerp and its translation (root position channels) linearly, then forward kinematics runs on the resampled
+    frames, so every output frame is a rigid pose with the file's bone lengths (interpolating positions instead
+    shortens limbs on the in-between frames)."""
     num_frames = motion.frames.shape[0]
-    positions = np.zeros((num_frames, len(motion.joints), 3))
+    if fps is not None and num_frames > 0:
+        i0, i1, w = resample_weights(num_frames, motion.fps, fps)
+    else:
+        i0 = i1 = np.arange(num_frames)
+        w = np.zeros(num_frames)
+    out_frames = len(i0)
+    positions = np.zeros((out_frames, len(motion.joints), 3))
     rotations: list[np.ndarray] = []
     for j, joint in enumerate(motion.joints):
         cols = {c: motion.frames[:, joint.channel_start + k] for k, c in enumerate(joint.channels)}
@@ -159,13 +196,14 @@ def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
         for axis, name in enumerate("XYZ"):
             if f"{name}position" in cols:
                 trans[:, axis] = cols[f"{name}position"]
+        trans = (1 - w)[:, None] * trans[i0] + w[:, None] * trans[i1]
         rot_channels = [c for c in joint.channels if c.endswith("rotation")]
         if rot_channels:
             seq = "".join(c[0] for c in rot_channels)
             angles = np.stack([cols[c] for c in rot_channels], axis=-1)
-            local = Rotation.from_euler(seq.upper(), angles, degrees=True).as_matrix()
+            local = _slerp(Rotation.from_euler(seq.upper(), angles, degrees=True), i0, i1, w).as_matrix()
         else:
-            local = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+            local = np.broadcast_to(np.eye(3), (out_frames, 3, 3))
         if joint.parent < 0:
             positions[:, j] = trans
             rotations.append(np.asarray(local))
