@@ -19,6 +19,7 @@ from skeleton_diffusion.skeletons.formats.bvh import native_hierarchy  # noqa: F
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_write
 from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible
+from skeleton_diffusion.data.processed import check_finite
 from skeleton_diffusion.data.segments import window_rows, write_csv
 
 __all__ = ["clip_labels", "native_dataset_cfg", "write_dataset_config", "write_native_dataset", "build_native_dataset",
@@ -162,8 +163,7 @@ def _read_clip_arrays(input_path: Path, num_joints: int) -> tuple[dict[str, np.n
         if a.ndim != 3 or a.shape[1:] != (num_joints, 3) or not np.issubdtype(a.dtype, np.floating):
             raise DataFormatError(f"{input_path}: clip {k!r} has shape {a.shape} dtype {a.dtype}; expected float "
                                   f"[T, {num_joints}, 3] metres in the skeleton's joint order")
-        if not np.isfinite(a).all():
-            raise DataFormatError(f"{input_path}: clip {k!r} holds NaN/inf values")
+        check_finite(a, f"{input_path}: clip {k!r} ({sources[k]})")
     return {k: a.astype(np.float32) for k, a in clips.items()}, sources
 
 
@@ -209,7 +209,7 @@ def bvh_to_native(
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
     from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
-    from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
+    from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, leading_rest_frames, parse_bvh, resolve_unit, to_z_up
 
     motion = parse_bvh(path)
     names, parents, idx = native_hierarchy(motion)
@@ -220,5 +220,6 @@ def bvh_to_native(
     positions = bvh_forward_kinematics(motion, fps)[:, idx]  # slerp of the rotation channels, then FK
     out = to_z_up(positions * scale, up or "y").astype(np.float32)
     info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
-            "frames": int(out.shape[0])}
+            "frames": int(out.shape[0]),
+            "tpose_frames": leading_rest_frames(motion, fps=fps)}
     return out, info, names, list(parents)

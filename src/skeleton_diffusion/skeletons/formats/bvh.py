@@ -56,13 +56,25 @@ _VALID_CHANNELS = {f"{a}{kind}" for a in "XYZ" for kind in ("position", "rotatio
 
 
 def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
-    """Parse a BVH file (or ``text``). Errors name the file and the token at fault."""
+    """Parse a BVH file (or ``text``). Errors (:class:`DataFormatError`) name the file and the token, or the
+    frame and channel, at fault: a truncated file, a malformed token, a NaN/inf value."""
     src = str(source)
     if text is None:
         path = Path(source)
         if not path.is_file():
             raise DatasetNotPreparedError(f"BVH file not found: '{path}'")
         text = path.read_text(errors="replace")
+    try:
+        return _parse_bvh_text(src, text)
+    except (IndexError, ValueError) as exc:
+        if isinstance(exc, DataFormatError):
+            raise
+        raise DataFormatError(f"{src}: truncated or malformed BVH file ({type(exc).__name__}: {exc}); expected "
+                              "HIERARCHY with balanced joint blocks, then MOTION, Frames:, Frame Time: and "
+                              "the frame values") from None
+
+
+def _parse_bvh_text(src: str, text: str) -> BvhMotion:
     head, sep, motion = re.split(r"\b(MOTION)\b", text, maxsplit=1) if "MOTION" in text else (text, "", "")
     if not sep:
         raise DataFormatError(f"{src}: no MOTION section")
@@ -138,14 +150,36 @@ def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
     if frame_time <= 0:
         raise DataFormatError(f"{src}: Frame Time must be positive, found {frame_time}")
     body = motion[m_time.end():]
-    values = np.array(body.split(), dtype=np.float64) if body.strip() else np.zeros(0)
+    tokens = body.split()
+    try:
+        values = np.array(tokens, dtype=np.float64) if tokens else np.zeros(0)
+    except ValueError:
+        k = next(k for k, t in enumerate(tokens) if not _is_float(t))
+        raise DataFormatError(f"{src}: MOTION value {k} ({tokens[k]!r}, frame {k // max(n_channels, 1)}) is not a "
+                              "number") from None
     if n_channels == 0 or values.size < num_frames * n_channels:
         raise DataFormatError(
             f"{src}: expected {num_frames} frames x {n_channels} channels = {num_frames * n_channels} values, "
             f"found {values.size}"
         )
     frames = values[: num_frames * n_channels].reshape(num_frames, n_channels)
+    bad = np.argwhere(~np.isfinite(frames))
+    if bad.size:
+        f, c = (int(v) for v in bad[0])
+        joint = next(jt for jt in joints if jt.channel_start <= c < jt.channel_start + len(jt.channels))
+        raise DataFormatError(
+            f"{src}: non-finite value {frames[f, c]} at frame {f}, channel {c} ({joint.name} "
+            f"{joint.channels[c - joint.channel_start]}); {len(bad)} non-finite value(s) in all. Every channel "
+            "value must be a finite number: fix or cut the frames (or drop the file) and rebuild")
     return BvhMotion(joints, frame_time, frames, src)
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def resample_weights(num_frames: int, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,6 +246,21 @@ def bvh_forward_kinematics(motion: BvhMotion, fps: float | None = None) -> np.nd
             positions[:, j] = positions[:, p] + np.einsum("fab,fb->fa", rotations[p], trans)
             rotations.append(rotations[p] @ local)
     return positions
+
+
+def leading_rest_frames(motion: BvhMotion, tol_deg: float = 1.0, fps: float | None = None) -> int:
+    """Number of leading frames in the rest pose (T-pose of most rigs): every non-root rotation channel within
+    ``tol_deg`` of zero. ``fps``: counted in frames at that rate (the frames before the end of the rest pose).
+    0 when the rest pose does not lead or fills the whole clip."""
+    cols = [jt.channel_start + k for jt in motion.joints if jt.parent >= 0
+            for k, c in enumerate(jt.channels) if c.endswith("rotation")]
+    if not cols or motion.frames.shape[0] == 0:
+        return 0
+    rest = np.all(np.abs(motion.frames[:, cols]) < tol_deg, axis=1)
+    n = int(np.argmin(rest)) if not rest.all() else 0
+    if n == 0 or fps is None:
+        return n
+    return int(math.ceil(n * fps / motion.fps - 1e-6))
 
 
 def rest_pose(motion: BvhMotion) -> np.ndarray:
