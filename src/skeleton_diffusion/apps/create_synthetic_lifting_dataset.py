@@ -16,6 +16,8 @@ Output: ``<out>/data_lifting_synthetic.npz`` (format: :mod:`skeleton_diffusion.d
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 from pathlib import Path
 from typing import Sequence
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--from-processed", default=None, help="a processed data_3d_<ds>.npz (h36m or amass layout)")
     a = p.parse_args(argv)
-    path = build_synthetic_lifting(a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
+    path = run_cli(build_synthetic_lifting, a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
                                    cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed)
     print(f"wrote {path}")
     return path
