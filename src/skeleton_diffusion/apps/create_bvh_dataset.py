@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="native only: CMD classes from folder or file names (default %(default)s)")
     parser.add_argument("--map", default="cmu", help="joint map: cmu, lafan1 or a JSON file (default %(default)s)")
     parser.add_argument("--fps", type=int, default=60, help="target frame rate (default %(default)s)")
+    parser.add_argument("--obs-seconds", type=float, default=0.5, help="observation window of the segment CSVs")
+    parser.add_argument("--pred-seconds", type=float, default=2.0, help="prediction window of the segment CSVs")
     parser.add_argument("--unit", default=None, help="file unit (default: the map's, else auto)")
     parser.add_argument("--up", choices=["y", "z"], default=None, help="up axis of the files (default: y)")
     parser.add_argument("--split-mode", choices=["auto", "clips", "time", "test"], default="auto")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_cli_logging()
     summary = run_cli(build_bvh_dataset,args.input, args.name, data_root=args.data_root, joint_map=args.map, unit=args.unit,
-                                up=args.up, fps=args.fps, split_mode=args.split_mode,
+                                up=args.up, fps=args.fps, split_mode=args.split_mode, obs_seconds=args.obs_seconds,
+                                pred_seconds=args.pred_seconds,
                                 side_files=not args.no_side_files, force=args.force, progress=not args.quiet,
                                 skeleton=args.skeleton, labels=args.labels, drop_degenerate=args.drop_degenerate,
                                 trim_tpose=args.trim_tpose,

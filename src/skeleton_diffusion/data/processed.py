@@ -144,7 +144,7 @@ def check_finite(arr: np.ndarray, where: str) -> None:
         f, j, c = (idx + (0, 0, 0))[:3]
         raise DataFormatError(
             f"{where}: non-finite value {arr[idx]} at frame {f}, joint {j}, coordinate {'xyz'[c] if c < 3 else c} "
-            f"({len(bad)} non-finite value(s) in all); positions must be finite numbers: fix or cut these frames "
+            f"({len(bad)} non-finite (NaN/inf) value(s) in all); positions must be finite numbers: fix or cut these frames "
             "in the source and rebuild")
 
 
