@@ -10,6 +10,8 @@ Every actor of two-person sequences is kept (see ``builders/threedpw.py`` for th
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 import sys
 
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     setup_cli_logging()
-    summary = build_3dpw(args.data_root, body_models_dir=args.body_models, axes=args.axes,
+    summary = run_cli(build_3dpw, args.data_root, body_models_dir=args.body_models, axes=args.axes,
                          device=resolve_device(args.gpu), side_files=not args.no_side_files, force=args.force,
                          progress=not args.quiet)
     print(summary.format())

@@ -10,6 +10,8 @@ model.npz``; writes zarr intermediates to ``<root>/annotations/<AMASS|AMASS-MANO
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 import sys
 
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_cli_logging()
     from skeleton_diffusion.data.builders.amass import build_amass
 
-    summary = build_amass(args.data_root, include_hands=args.include_hands, datasets=args.datasets, fps=args.fps,
+    summary = run_cli(build_amass, args.data_root, include_hands=args.include_hands, datasets=args.datasets, fps=args.fps,
                           device=resolve_device(args.gpu), if_extract_zip=args.if_extract_zip,
                           side_files=not args.no_side_files, force=args.force, progress=not args.quiet)
     print(summary.format())

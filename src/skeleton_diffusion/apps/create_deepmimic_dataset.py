@@ -12,6 +12,8 @@ and evaluate with ``task.prediction_horizon_sec=1.0``.
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 import sys
 
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-side-files", action="store_true")
     a = p.parse_args(argv)
     setup_cli_logging()
-    summary = build_deepmimic_dataset(
+    summary = run_cli(build_deepmimic_dataset,
         a.name, data_root=a.data_root, pybullet_data_dir=a.pybullet_data, fps=a.fps, pred_seconds=a.pred_seconds,
         loop_repeats=a.loop_repeats, test_clips=[c for c in a.test_clips.split(",") if c],
         valid_clips=[c for c in a.valid_clips.split(",") if c], side_files=not a.no_side_files)

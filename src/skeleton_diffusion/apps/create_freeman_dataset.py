@@ -8,6 +8,8 @@ Reads ``<root>/raw/FreeMan/{keypoints3d/*.npy, ignore_list.txt}`` and the shippe
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 import sys
 
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     setup_cli_logging()
-    summary = build_freeman(args.data_root, side_files=not args.no_side_files, force=args.force,
+    summary = run_cli(build_freeman, args.data_root, side_files=not args.no_side_files, force=args.force,
                             progress=not args.quiet)
     print(summary.format())
     return 0 if summary.csv_ok else 2

@@ -11,6 +11,8 @@ are available. Output: ``<out>/data_lifting_h36m_<detector>.npz`` (:mod:`skeleto
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 from pathlib import Path
 from typing import Sequence
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--data-2d", default=None)
     p.add_argument("--from-processed", default=None)
     a = p.parse_args(argv)
-    path = create_h36m_lifting(a.out, data_3d=a.data_3d, data_2d=a.data_2d, from_processed=a.from_processed)
+    path = run_cli(create_h36m_lifting, a.out, data_3d=a.data_3d, data_2d=a.data_2d, from_processed=a.from_processed)
     print(f"wrote {path}")
     return path
 

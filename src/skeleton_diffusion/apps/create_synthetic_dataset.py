@@ -8,6 +8,8 @@ See :mod:`skeleton_diffusion.data.builders.synthetic` and ``docs/synthetic_datas
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 import sys
 
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--small", action="store_true", help="tiny dataset for tests and smoke runs")
     p.add_argument("--force", action="store_true", help="rebuild even if the folder already holds this dataset")
     args = p.parse_args(argv)
-    build_synthetic_dataset(args.out, seed=args.seed, small=args.small, force=args.force, verbose=True)
+    run_cli(build_synthetic_dataset, args.out, seed=args.seed, small=args.small, force=args.force, verbose=True)
     return 0
 
 

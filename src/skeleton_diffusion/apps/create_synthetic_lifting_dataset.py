@@ -16,6 +16,8 @@ Output: ``<out>/data_lifting_synthetic.npz`` (format: :mod:`skeleton_diffusion.d
 
 from __future__ import annotations
 
+from skeleton_diffusion.config.cli import run_cli
+
 import argparse
 from pathlib import Path
 from typing import Sequence
@@ -46,8 +48,34 @@ def amass_to_h36m(x: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _source_split(key: tuple) -> str:
+    """``train`` / ``test`` of a processed leaf: its split key (generic layout) or its subject (H36M: S9, S11
+    test; other subjects train)."""
+    first = str(key[0])
+    if first in ("train", "valid", "test"):
+        return "test" if first == "test" else "train"
+    return "test" if first in TEST else "train"
+
+
+def source_fps(source: Path) -> float:
+    """The frame rate of a processed ``data_3d_*.npz``: ``fps`` of the ``dataset_config.json`` / ``build_info.json``
+    beside it, else 50 for Human3.6M (``data_3d_h36m.npz``)."""
+    import json
+
+    for side in ("dataset_config.json", "build_info.json"):
+        f = source.parent / side
+        if f.is_file():
+            fps = json.loads(f.read_text()).get("fps")
+            if fps:
+                return float(fps)
+    if source.name == "data_3d_h36m.npz":
+        return 50.0
+    raise ConfigError(f"'{source}': frame rate unknown (no dataset_config.json / build_info.json with 'fps' beside "
+                      "it); pass --source-fps")
+
+
 def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: int, frames: int,
-                       step: int) -> list[tuple[np.ndarray, str]]:
+                       step: int, split: str = "train") -> list[tuple[np.ndarray, str]]:
     if source is None:
         from skeleton_diffusion.data.builders.synthetic import generate_clip
 
@@ -61,9 +89,14 @@ def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: i
     from skeleton_diffusion.data.processed import read_processed
     from skeleton_diffusion.data.processed import iter_leaves
 
-    leaves = [(k, np.asarray(v)) for k, v in iter_leaves(read_processed(source))]
-    if not leaves:
+    all_leaves = [(k, np.asarray(v)) for k, v in iter_leaves(read_processed(source))]
+    if not all_leaves:
         raise ConfigError(f"'{source}' holds no sequences")
+    # train subjects crop only the source's train (+ valid) clips, test subjects only its test clips: no leak
+    leaves = [(k, v) for k, v in all_leaves if _source_split(k) == split]
+    if not leaves:
+        raise ConfigError(f"'{source}' holds no {split} sequences (splits follow the source: its 'test' split or "
+                          f"subjects {list(TEST)} are test, the rest train)")
     clips = []
     for i in range(n_clips):
         key, seq = leaves[i % len(leaves)]
@@ -81,9 +114,13 @@ def _clips_from_source(rng: np.random.Generator, source: Path | None, n_clips: i
 def build_synthetic_lifting(out_dir: str | Path, *, clips_per_subject: int = 6, frames: int = 240, step: int = 2,
                             cameras: int = 4, noise_px: float = 1.0, outlier_prob: float = 0.005,
                             seed: int = 0, source: str | Path | None = None,
-                            subjects: Sequence[str] = TRAIN + TEST) -> Path:
+                            subjects: Sequence[str] = TRAIN + TEST, fps: float | None = None,
+                            name: str = "synthetic") -> Path:
     """Build and write the dataset; returns the file path. ``noise_px`` scales :data:`DETECTOR_NOISE_PX`
-    (0 = exact projections); ``step`` subsamples the source frames (procedural source: 60 fps / 2 = 30 fps)."""
+    (0 = exact projections); ``step`` subsamples the source frames (procedural source: 60 fps / 2 = 30 fps).
+    With a processed ``source``, train subjects see only the source's train/valid clips and test subjects only its
+    test clips, and the rate is ``fps`` (default: the source's, :func:`source_fps`) / ``step``. ``name``: the file
+    is ``data_lifting_<name>.npz``."""
     rng = np.random.default_rng(seed)
     noise_rng = np.random.default_rng([seed, 1])  # separate stream: the 3D and cameras do not depend on the noise
     skel = get_skeleton("h36m")
@@ -92,7 +129,8 @@ def build_synthetic_lifting(out_dir: str | Path, *, clips_per_subject: int = 6, 
     seqs = []
     src = Path(source) if source else None
     for subject in subjects:
-        for c_idx, (clip, action) in enumerate(_clips_from_source(rng, src, clips_per_subject, frames, step)):
+        split = "test" if subject in TEST else "train"
+        for c_idx, (clip, action) in enumerate(_clips_from_source(rng, src, clips_per_subject, frames, step, split)):
             clip = clip.copy()
             clip[:, :, :2] -= clip[:, :1, :2]   # root kept above the origin (walks in place; 3D is root-relative)
             target = np.array([0.0, 0.0, 1.0])
@@ -108,9 +146,10 @@ def build_synthetic_lifting(out_dir: str | Path, *, clips_per_subject: int = 6, 
                              "action": action, "camera": cam_i, "clip": c_idx})
     split_of = {s: ("train" if s in TRAIN else "test") for s in subjects}
     noise_norm = np.maximum(noise_std_px, 1e-3) / res * 2 if noise_px > 0 else np.ones(skel.num_joints)
-    path = lifting_file_path(out_dir, "synthetic")
+    path = lifting_file_path(out_dir, name)
+    rate = 60.0 if src is None else (float(fps) if fps else source_fps(src))
     save_lifting(path, seqs, split_of=split_of, joint_names=skel.joint_names, skeleton="h36m",
-                 fps=60.0 / step if src is None else 50.0 / step, joint_noise_std=noise_norm)
+                 fps=rate / step, joint_noise_std=noise_norm)
     return path
 
 
@@ -123,9 +162,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--noise-px", type=float, default=1.0, help="scale of the per-joint detector noise (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--from-processed", default=None, help="a processed data_3d_<ds>.npz (h36m or amass layout)")
+    p.add_argument("--source-fps", type=float, default=None,
+                   help="frame rate of --from-processed (default: read from the dataset_config.json beside it)")
     a = p.parse_args(argv)
-    path = build_synthetic_lifting(a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
-                                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed)
+    path = run_cli(build_synthetic_lifting, a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
+                                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
+                   fps=a.source_fps)
     print(f"wrote {path}")
     return path
 

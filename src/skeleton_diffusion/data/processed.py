@@ -108,10 +108,12 @@ def _key_str(path: tuple) -> str:
     return "positions_3d" + "".join(f"[{k!r}]" for k in path)
 
 
-def validate_positions(positions_3d: Any, *, source: str = "<memory>", num_joints: int | None = None) -> None:
+def validate_positions(positions_3d: Any, *, source: str = "<memory>", num_joints: int | None = None,
+                       finite: bool = False) -> None:
     """Check the nested dict of ``[T, J, 3]`` arrays; raise :class:`DataFormatError` naming the bad entry.
 
-    ``num_joints``: minimum joint count required (arrays may hold more, e.g. 3DPW's 24 > 22).
+    ``num_joints``: minimum joint count required (arrays may hold more, e.g. 3DPW's 24 > 22). ``finite``: also
+    refuse NaN/inf values, naming the clip, frame, joint and coordinate (every builder writes with it).
     """
     if not isinstance(positions_3d, Mapping) or len(positions_3d) == 0:
         raise DataFormatError(
@@ -130,6 +132,20 @@ def validate_positions(positions_3d: Any, *, source: str = "<memory>", num_joint
             raise DataFormatError(
                 f"{where}: expected at least {num_joints} joints ([T, {num_joints}, 3]), found {tuple(leaf.shape)}"
             )
+        if finite:
+            check_finite(leaf, where)
+
+
+def check_finite(arr: np.ndarray, where: str) -> None:
+    """Raise :class:`DataFormatError` at the first NaN/inf of ``arr [T, J, 3]``, naming frame, joint, coordinate."""
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        idx = tuple(int(v) for v in bad[0])
+        f, j, c = (idx + (0, 0, 0))[:3]
+        raise DataFormatError(
+            f"{where}: non-finite value {arr[idx]} at frame {f}, joint {j}, coordinate {'xyz'[c] if c < 3 else c} "
+            f"({len(bad)} non-finite (NaN/inf) value(s) in all); positions must be finite numbers: fix or cut these frames "
+            "in the source and rebuild")
 
 
 def load_processed(
@@ -237,7 +253,7 @@ def save_processed(path: str | os.PathLike, positions_3d: Mapping, *, num_joints
     path = Path(path)
     if path.suffix != ".npz":
         raise DataFormatError(f"processed dataset path must end with .npz, got '{path}'")
-    validate_positions(positions_3d, source=str(path), num_joints=num_joints)
+    validate_positions(positions_3d, source=str(path), num_joints=num_joints, finite=True)
     payload = dict(positions_3d)
     extra = {}
     if joint_names is not None:

@@ -6,6 +6,10 @@ The limbs are ``skeleton.node_limbs`` (hip triangle included; finger limbs for M
 
 Reductions: ``"mean"`` -> ``[B]`` (one mean over the S*L values; the metric), ``"persample"`` -> ``[B, S]``
 (mean over limbs, used to rank samples), ``"none"`` -> ``[B, S, L]``.
+
+Zero reference lengths: a limb whose mean GT length is below :data:`MIN_REFERENCE_M` (a joint on its parent,
+e.g. a helper joint of a mocap rig) has no relative error; it is left out of the means (``"none"``: NaN there).
+An item without one valid limb gives NaN (flagged by the results writer), never ``inf``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from skeleton_diffusion.metrics._checks import check_limbs, check_pred
 __all__ = ["limb_lengths", "stretch_mean", "stretch_rmse", "jitter_mean", "jitter_rmse", "limb_realism", "limb_length_variance"]
 
 Reduction = Literal["mean", "persample", "none"]
+
+#: Smallest GT limb length (metres) a relative limb error is computed for (0.1 mm below any real bone).
+MIN_REFERENCE_M = 1e-4
 
 
 def limb_lengths(x: torch.Tensor, limbs: Sequence[Sequence[int]] | torch.Tensor) -> torch.Tensor:
@@ -37,15 +44,20 @@ def _reference(target: torch.Tensor, pred: torch.Tensor, limbs) -> torch.Tensor:
     return limb_lengths(target, limbs).mean(dim=-2).unsqueeze(1)
 
 
-def _reduce(rel: torch.Tensor, reduction: str, percent: bool) -> torch.Tensor:
+def _reduce(value: torch.Tensor, mu: torch.Tensor, reduction: str, percent: bool) -> torch.Tensor:
+    """``value / mu`` (``[B, S, L]`` / ``[B, 1, L]``) reduced over the limbs with a valid reference only."""
+    if reduction not in ("mean", "persample", "none"):
+        raise InputError(f"reduction must be 'mean', 'persample' or 'none'; got {reduction!r}.")
+    valid = (mu > MIN_REFERENCE_M).expand_as(value)
+    rel = value / mu.clamp_min(MIN_REFERENCE_M)
     rel = rel * 100.0 if percent else rel
-    if reduction == "mean":
-        return rel.reshape(rel.shape[0], -1).mean(dim=-1)
-    if reduction == "persample":
-        return rel.mean(dim=-1)
     if reduction == "none":
-        return rel
-    raise InputError(f"reduction must be 'mean', 'persample' or 'none'; got {reduction!r}.")
+        return torch.where(valid, rel, torch.full_like(rel, float("nan")))
+    zero = torch.zeros_like(rel)
+    if reduction == "mean":
+        total = torch.where(valid, rel, zero).reshape(rel.shape[0], -1).sum(dim=-1)
+        return total / valid.reshape(rel.shape[0], -1).sum(dim=-1)  # 0/0 = NaN: no valid limb
+    return torch.where(valid, rel, zero).sum(dim=-1) / valid.sum(dim=-1)
 
 
 def stretch_mean(pred, target, limbs, *, reduction: Reduction = "mean", percent: bool = True) -> torch.Tensor:
@@ -58,7 +70,7 @@ def stretch_mean(pred, target, limbs, *, reduction: Reduction = "mean", percent:
     check_pred(pred)
     mu = _reference(target, pred, limbs)  # [B,1,L]
     lengths = limb_lengths(pred, limbs)  # [B,S,T,L]
-    return _reduce((lengths.mean(dim=-2) - mu).abs() / mu, reduction, percent)
+    return _reduce((lengths.mean(dim=-2) - mu).abs(), mu, reduction, percent)
 
 
 def stretch_rmse(pred, target, limbs, *, reduction: Reduction = "mean", percent: bool = True) -> torch.Tensor:
@@ -67,7 +79,7 @@ def stretch_rmse(pred, target, limbs, *, reduction: Reduction = "mean", percent:
     mu = _reference(target, pred, limbs)
     lengths = limb_lengths(pred, limbs)
     rmse = (lengths - mu.unsqueeze(-2)).pow(2).mean(dim=-2).sqrt()
-    return _reduce(rmse / mu, reduction, percent)
+    return _reduce(rmse, mu, reduction, percent)
 
 
 def _jitter(pred, limbs) -> torch.Tensor:
@@ -81,14 +93,14 @@ def jitter_mean(pred, target, limbs, *, reduction: Reduction = "mean", percent: 
     """``JitterMean = 100 * mean_{s,l} [ (1/(T-1)) sum_t |L_{s,t+1,l} - L_{s,t,l}| ] / mu_l`` (GT jitter taken as 0)."""
     check_pred(pred)
     mu = _reference(target, pred, limbs)
-    return _reduce(_jitter(pred, limbs).mean(dim=-2) / mu, reduction, percent)
+    return _reduce(_jitter(pred, limbs).mean(dim=-2), mu, reduction, percent)
 
 
 def jitter_rmse(pred, target, limbs, *, reduction: Reduction = "mean", percent: bool = True) -> torch.Tensor:
     """``JitterRMSE = 100 * mean_{s,l} sqrt((1/(T-1)) sum_t (L_{s,t+1,l} - L_{s,t,l})^2) / mu_l``."""
     check_pred(pred)
     mu = _reference(target, pred, limbs)
-    return _reduce(_jitter(pred, limbs).pow(2).mean(dim=-2).sqrt() / mu, reduction, percent)
+    return _reduce(_jitter(pred, limbs).pow(2).mean(dim=-2).sqrt(), mu, reduction, percent)
 
 
 def limb_realism(
@@ -105,10 +117,10 @@ def limb_realism(
         raise InputError(f"jitter needs at least 2 frames; pred has T={lengths.shape[-2]}.")
     jit = (lengths[..., 1:, :] - lengths[..., :-1, :]).abs()
     return {
-        "StretchMean": _reduce((lengths.mean(dim=-2) - mu).abs() / mu, reduction, percent),
-        "StretchRMSE": _reduce((lengths - mu.unsqueeze(-2)).pow(2).mean(dim=-2).sqrt() / mu, reduction, percent),
-        "JitterMean": _reduce(jit.mean(dim=-2) / mu, reduction, percent),
-        "JitterRMSE": _reduce(jit.pow(2).mean(dim=-2).sqrt() / mu, reduction, percent),
+        "StretchMean": _reduce((lengths.mean(dim=-2) - mu).abs(), mu, reduction, percent),
+        "StretchRMSE": _reduce((lengths - mu.unsqueeze(-2)).pow(2).mean(dim=-2).sqrt(), mu, reduction, percent),
+        "JitterMean": _reduce(jit.mean(dim=-2), mu, reduction, percent),
+        "JitterRMSE": _reduce(jit.pow(2).mean(dim=-2).sqrt(), mu, reduction, percent),
     }
 
 

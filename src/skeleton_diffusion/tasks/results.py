@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -208,15 +209,29 @@ def write_results(
     """Write ``results.json``, ``results.csv`` and ``results.md`` into ``out_dir`` atomically.
 
     Returns ``{'json': path, 'csv': path, 'md': path}``. ``print_table`` also prints :func:`format_table`.
+    A metric whose mean is NaN/inf is never written unflagged: ``results.json`` lists it under
+    ``nonfinite_metrics`` with a ``warning``, ``results.csv`` gets a ``nonfinite_metrics`` column and
+    ``results.md`` a warning line; the warning is also logged.
     """
     out_dir = Path(out_dir)
     summary = summarize(results, dataset=dataset, checkpoint=checkpoint, seeds=seeds, extra=extra)
+    bad = [m for m, v in summary["metrics"].items() if not math.isfinite(float(v["mean"]))]
+    warning = ""
+    if bad:
+        warning = (f"non-finite metric value(s) {bad}: the evaluation produced NaN/inf (a zero-length GT limb, or "
+                   "NaN/inf in the data or predictions); these numbers are not results")
+        summary["nonfinite_metrics"], summary["warning"] = bad, warning
+        logging.getLogger("skeleton_diffusion.results").warning("%s: %s", out_dir, warning)
     paths = {"json": out_dir / RESULT_FILES[0], "csv": out_dir / RESULT_FILES[1], "md": out_dir / RESULT_FILES[2]}
     texts = {
         "json": json.dumps(summary, indent=2, allow_nan=True, default=str) + "\n",
         "csv": _csv_text(summary),
         "md": _md_text(summary),
     }
+    if bad:
+        head, row = texts["csv"].rstrip("\n").split("\n")
+        texts["csv"] = f"{head},nonfinite_metrics\n{row},{';'.join(bad)}\n"
+        texts["md"] += f"\n**WARNING**: {warning}.\n"
     for key, path in paths.items():
         with atomic_write(path, "w") as fh:
             fh.write(texts[key])

@@ -8,8 +8,9 @@ Pipeline per file:
    position channels when the joint has them) times the rotation composed from the rotation channels **in the
    order they are listed** (``Zrotation Xrotation Yrotation`` -> ``Rz @ Rx @ Ry``, degrees); global transforms
    are chained parent -> child;
-3. resampling to the target fps by linear interpolation of joint positions at ``k / fps`` (an integer ratio,
-   e.g. 120 -> 60 Hz, is plain decimation);
+3. resampling to the target fps **before** FK, at times ``k / fps``: every joint's rotation by quaternion slerp,
+   translations (root position channels) linearly, so bone lengths stay exactly those of the file (an integer
+   ratio, e.g. 120 -> 60 Hz, is plain decimation);
 4. joint map to AMASS-22 (built-in ``cmu`` for the cgspeed CMU conversion, ``lafan1`` for Ubisoft LAFAN1, or a
    JSON map file ``{"<amass joint>": "<bvh joint>" | ["<bvh joint>", ...] (mean), "unit": ..., "up": ...}``;
    AMASS joints may be named as SMPL (``left_hip``) or as our skeleton (``LHip``));
@@ -42,6 +43,7 @@ from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedE
 from skeleton_diffusion.utils.io import atomic_write
 from skeleton_diffusion.skeletons.formats.bvh import (
     bvh_forward_kinematics,
+    leading_rest_frames,
     parse_bvh,
     resolve_unit,
     to_z_up,
@@ -49,7 +51,6 @@ from skeleton_diffusion.skeletons.formats.bvh import (
 from skeleton_diffusion.data.builders.common import (
     BuildSummary,
     build_side_files_if_possible,
-    resample,
     split_clips,
     write_processed,
 )
@@ -158,11 +159,12 @@ def bvh_to_amass22(
     unit = unit if unit is not None else options.get("unit", "auto")
     up = up if up is not None else options.get("up", "y")
     scale = resolve_unit(unit, motion)
-    positions = bvh_forward_kinematics(motion)
+    positions = bvh_forward_kinematics(motion, fps)  # slerp of the rotation channels, then FK: rigid bones
     mapped = map_to_amass22(positions, motion.joint_names, jmap, motion.source)
-    out = to_z_up(resample(mapped, motion.fps, fps) * scale, up).astype(np.float32)
+    out = to_z_up(mapped * scale, up).astype(np.float32)
     info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
-            "frames": int(out.shape[0])}
+            "frames": int(out.shape[0]),
+            "tpose_frames": leading_rest_frames(motion, fps=fps)}
     return out, info
 
 
@@ -185,6 +187,8 @@ def build_bvh_dataset(
     skeleton: str = "amass",
     joints: Sequence[str] | None = None,
     labels: str = "auto",
+    drop_degenerate: bool = True,
+    trim_tpose: bool = False,
 ) -> BuildSummary:
     """BVH folder (recursive ``*.bvh``) -> ``processed/<name>/hmp/data_3d_<name.lower()>.npz`` + CSVs + side files.
 
@@ -192,54 +196,95 @@ def build_bvh_dataset(
     joints (End Sites dropped, optional ``joints`` subset; files with another hierarchy are skipped with a reason)
     and writes ``skeleton.json`` beside the data. ``labels`` (``auto|folder|filename|none``): the CMD / mean-motion
     classes written to ``clip_labels.txt`` (see :func:`~.native_skeleton.clip_labels`). Every build writes
-    ``dataset_config.yaml`` (a ``configs/dataset`` group)."""
+    ``dataset_config.yaml`` (a ``configs/dataset`` group). ``drop_degenerate``: joints that coincide with their
+    parent in every frame are dropped (native; reported) instead of refused. ``trim_tpose``: cut a leading
+    rest pose (all rotations zero) off every clip; without it a leading T-pose is only reported. A rebuild
+    (``force``) is written to a temporary folder and swapped in, so no file of the old build remains."""
     from skeleton_diffusion.data.builders.native_skeleton import bvh_to_native, clip_labels, native_dataset_cfg, side_cfg, write_dataset_config, write_native_dataset
+    from skeleton_diffusion.data.builders.common import check_windows_nonempty, handle_degenerate, staged_dataset_dir
 
     if skeleton not in ("amass", "native"):
         raise ValueError(f"skeleton must be 'amass' or 'native', got {skeleton!r}")
     native = skeleton == "native"
     input_dir = Path(input_dir)
-    processed_dir = Path(data_root) / "processed" / name / "hmp"
-    out_path = processed_dir / f"data_3d_{name.lower()}.npz"
-    summary = BuildSummary(name, output=str(out_path))
+    final_dir = Path(data_root) / "processed" / name / "hmp"
+    npz_name = f"data_3d_{name.lower()}.npz"
+    summary = BuildSummary(name, output=str(final_dir / npz_name))
     obs, pred = int(round(obs_seconds * fps)), int(round(pred_seconds * fps))
-    native_def: tuple[list[str], list[int]] | None = None
 
-    if out_path.is_file() and not force and (not native or (processed_dir / "skeleton.json").is_file()):
+    if (final_dir / npz_name).is_file() and not force and (not native or (final_dir / "skeleton.json").is_file()):
         summary.reused = True
-        positions = read_processed(out_path)
+        positions = read_processed(final_dir / npz_name)
+        _write_windows(final_dir, positions, summary, obs, pred)
+        return summary
+    if not input_dir.is_dir():
+        raise DatasetNotPreparedError(f"BVH input folder '{input_dir}' does not exist (or is not a folder); "
+                                      "--input must be a folder searched recursively for *.bvh files")
+    files = sorted(input_dir.rglob("*.bvh"))
+    if not files:
+        raise DatasetNotPreparedError(f"no .bvh files found under '{input_dir}' (searched recursively); "
+                                      "--input must be a folder holding BVH motion files")
+    clips: dict[str, np.ndarray] = {}
+    infos: dict[str, dict] = {}
+    sources: dict[str, str] = {}
+    native_def: tuple[list[str], list[int]] | None = None
+    for f in tqdm(files, desc="BVH files", unit="file", disable=not progress):
+        summary.sequences_read += 1
+        clip = f.relative_to(input_dir).with_suffix("").as_posix().replace("/", "__")
+        try:
+            if native:
+                arr, info, jn, jp = bvh_to_native(f, joints=joints, unit=unit, up=up, fps=fps)
+                if native_def is None:
+                    native_def = (jn, jp)
+                elif (jn, jp) != native_def:
+                    summary.skip(str(f), f"different hierarchy: joints {jn} differ from the first file's "
+                                         f"{native_def[0]} (use --joints to keep a common subset)")
+                    continue
+            else:
+                arr, info = bvh_to_amass22(f, joint_map, unit=unit, up=up, fps=fps)
+        except DataFormatError as exc:
+            summary.skip(str(f), f"unreadable: {exc}")
+            continue
+        start = info.pop("tpose_frames", 0)
+        if start:
+            if trim_tpose:
+                arr = arr[start:]
+                summary.notes.append(f"T-pose: trimmed the first {start} frame(s) of {clip} (rest pose)")
+            else:
+                summary.notes.append(f"T-pose: {clip} starts with {start} rest-pose frame(s); kept "
+                                     "(--trim-tpose cuts them)")
+            info["tpose_frames"] = start
+        clips[clip], infos[clip] = arr, info
+        sources[clip] = f.relative_to(input_dir).as_posix()
+        if len(arr) < obs + pred:
+            summary.notes.append(f"note: {clip} has {len(arr)} frames < one window ({obs + pred})")
+    if not clips:
+        reasons = "; ".join(f"{Path(item).name}: {why}" for item, why in summary.skipped[:3])
+        raise DataFormatError(f"none of the {len(files)} BVH files under '{input_dir}' could be read: {reasons}"
+                              + (" ..." if len(summary.skipped) > 3 else ""))
+    if native:
+        assert native_def is not None
+        kept, parents = handle_degenerate(clips, native_def[0], native_def[1], summary, drop=drop_degenerate,
+                                          source=str(input_dir))
+        names = [native_def[0][k] for k in kept]
+        clips = {c: a[:, kept] for c, a in clips.items()}
     else:
-        files = sorted(input_dir.rglob("*.bvh")) if input_dir.is_dir() else []
-        if not files:
-            raise DatasetNotPreparedError(f"No .bvh files found under '{input_dir}'")
-        clips: dict[str, np.ndarray] = {}
-        infos, sources = {}, {}
-        for f in tqdm(files, desc="BVH files", unit="file", disable=not progress):
-            summary.sequences_read += 1
-            clip = f.relative_to(input_dir).with_suffix("").as_posix().replace("/", "__")
-            try:
-                if native:
-                    arr, info, jn, jp = bvh_to_native(f, joints=joints, unit=unit, up=up, fps=fps)
-                    if native_def is None:
-                        native_def = (jn, jp)
-                    elif (jn, jp) != native_def:
-                        summary.skip(str(f), f"different hierarchy: joints {jn} differ from the first file's "
-                                             f"{native_def[0]} (use --joints to keep a common subset)")
-                        continue
-                    clips[clip], infos[clip] = arr, info
-                else:
-                    clips[clip], infos[clip] = bvh_to_amass22(f, joint_map, unit=unit, up=up, fps=fps)
-            except DataFormatError as exc:
-                summary.skip(str(f), f"unreadable: {exc}")
-                continue
-            sources[clip] = f.relative_to(input_dir).as_posix()
-            if len(clips[clip]) < obs + pred:
-                summary.notes.append(f"note: {clip} has {len(clips[clip])} frames < one window ({obs + pred})")
-        if not clips:
-            raise DataFormatError(f"none of the {len(files)} BVH files under '{input_dir}' could be read")
-        ranges = split_clips(list(clips), {k: len(v) for k, v in clips.items()}, split_mode)
-        positions = {s: {c: clips[c][a:b].copy() for c, (a, b) in r.items()} for s, r in ranges.items()}
-        with atomic_write(processed_dir / "build_info.json", "w") as fh:
+        from skeleton_diffusion.data.builders.common import degenerate_joints
+        from skeleton_diffusion.skeletons.lookup import get_skeleton
+
+        amass_parents = get_skeleton("amass").parents
+        bad = degenerate_joints(clips.values(), amass_parents)
+        if bad:
+            pairs = ", ".join(f"{SMPL22_NAMES[j]} on {SMPL22_NAMES[amass_parents[j]]}" for j in bad)
+            raise DataFormatError(
+                f"{input_dir}: with joint map {joint_map if not isinstance(joint_map, Mapping) else 'custom'!s}, "
+                f"AMASS joint(s) coincide with their parent in every frame ({pairs}): a zero-length bone of the "
+                "fixed AMASS-22 skeleton. Map these joints onto distinct BVH joints (a JSON --map), or build with "
+                "--skeleton native, which drops duplicate joints")
+    ranges = split_clips(list(clips), {k: len(v) for k, v in clips.items()}, split_mode)
+    positions = {s: {c: clips[c][a:b].copy() for c, (a, b) in r.items()} for s, r in ranges.items()}
+    with staged_dataset_dir(final_dir) as out_dir:
+        with atomic_write(out_dir / "build_info.json", "w") as fh:
             json.dump({"fps": fps, "skeleton": skeleton,
                        "joint_map": None if native else (str(joint_map) if not isinstance(joint_map, Mapping)
                                                          else "custom"),
@@ -247,30 +292,45 @@ def build_bvh_dataset(
         if native:
             from skeleton_diffusion.skeletons.skeleton import Skeleton
 
-            assert native_def is not None
-            sk_native = Skeleton.from_hierarchy(name.lower(), native_def[0], native_def[1],
+            sk_native = Skeleton.from_hierarchy(name.lower(), names, parents,
                                                 description=f"native BVH skeleton of {input_dir.name}")
-            write_native_dataset(processed_dir, name, positions, sk_native, clip_labels(sources, labels), summary,
+            _count_windows(positions, summary, obs, pred)
+            check_windows_nonempty(summary, positions, obs + pred, str(input_dir))
+            write_native_dataset(out_dir, name, positions, sk_native, clip_labels(sources, labels), summary,
                                  fps=fps, obs=obs, pred=pred, side_files=side_files, force=True)
-            summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
-                                          f"{processed_dir / 'segments_test.csv'}")
-            return summary
-        write_processed(out_path, positions, skeleton="amass")
+        else:
+            _count_windows(positions, summary, obs, pred)
+            check_windows_nonempty(summary, positions, obs + pred, str(input_dir))
+            write_processed(out_dir / npz_name, positions, skeleton="amass")
+            _write_windows(out_dir, positions, summary, obs, pred)
+            cfg = native_dataset_cfg(name, fps, 22, skeleton_file=False)
+            write_dataset_config(out_dir, cfg)
+            if side_files and summary.windows.get("test", 0) > 0:
+                build_side_files_if_possible(name.lower(), out_dir, out_dir, summary, force=True,
+                                             dataset_cfg=side_cfg(cfg, out_dir))
+                from skeleton_diffusion.data.side_files import build_side_files
+
+                build_side_files(name.lower(), out_dir, out_dir, force=False, dataset_cfg=side_cfg(cfg, out_dir),
+                                 mmapd=True)  # mmapd_GT.csv: the APDE reference
+    summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
+                                  f"{final_dir / 'segments_test.csv'}")
+    return summary
+
+
+def _count_windows(positions: Mapping[str, Mapping[str, np.ndarray]], summary: BuildSummary, obs: int,
+                   pred: int) -> None:
+    for split, clips_of in positions.items():
+        summary.windows[split] = len(window_rows([(c, len(a)) for c, a in clips_of.items()], obs, pred, stride=obs))
+
+
+def _write_windows(out_dir: Path, positions: Mapping[str, Mapping[str, np.ndarray]], summary: BuildSummary,
+                   obs: int, pred: int) -> None:
     summary.clips_written = sum(len(v) for v in positions.values())
     summary.frames = sum(len(a) for v in positions.values() for a in v.values())
     for split, clips_of in positions.items():
         rows = window_rows([(c, len(a)) for c, a in clips_of.items()], obs, pred, stride=obs)
-        write_csv(processed_dir / f"segments_{split}.csv", ("name", "init", "pred_init", "pred_end"), rows)
+        write_csv(out_dir / f"segments_{split}.csv", ("name", "init", "pred_init", "pred_end"), rows)
         summary.windows[split] = len(rows)
-    summary.csv_checks["test"] = (f"generated: {summary.windows.get('test', 0)} windows in "
-                                  f"{processed_dir / 'segments_test.csv'}")
-    num_joints = next(a.shape[1] for clips_of in positions.values() for a in clips_of.values())
-    cfg = native_dataset_cfg(name, fps, num_joints, skeleton_file=native)
-    write_dataset_config(processed_dir, cfg)
-    if side_files and summary.windows.get("test", 0) > 0:
-        build_side_files_if_possible(name.lower(), processed_dir, processed_dir, summary,
-                                     force=force or not summary.reused, dataset_cfg=side_cfg(cfg, processed_dir))
-    return summary
 
 
 def bvh_dataset_cfg(name: str, fps: int = 60, *, data_root: str | Path = "datasets") -> dict:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -231,20 +234,54 @@ def setup_cli_logging(verbose: bool = False) -> None:
 
 
 def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip."""
-    if dst_fps <= 0:
-        raise ValueError(f"target fps must be positive, got {dst_fps}")
-    ratio = src_fps / dst_fps
-    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
-        return positions[:: int(round(ratio))].copy()
-    duration = (positions.shape[0] - 1) / src_fps
-    # 1e-3 frame tolerance: "Frame Time" is written with ~7 digits (1/30 -> 0.0333333)
-    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
-    src_pos = times * src_fps
-    i0 = np.clip(np.floor(src_pos).astype(int), 0, positions.shape[0] - 1)
-    i1 = np.clip(i0 + 1, 0, positions.shape[0] - 1)
-    w = (src_pos - i0)[:, None, None]
+    """Linear resampling of ``[F, J, 3]`` to ``dst_fps`` at times ``k/dst_fps`` within the clip.
+
+    Interpolating positions shortens every rotating limb on the in-between frames; for skeleton data use
+    :func:`resample_keep_bones` (positions) or ``bvh_forward_kinematics(motion, fps)`` (BVH rotations)."""
+    from skeleton_diffusion.skeletons.formats.bvh import resample_weights
+
+    i0, i1, w = resample_weights(positions.shape[0], src_fps, dst_fps)
+    w = w[:, None, None]
     return (1 - w) * positions[i0] + w * positions[i1]
+
+
+def resample_keep_bones(positions: np.ndarray, parents: Sequence[int], src_fps: float, dst_fps: float) -> np.ndarray:
+    """Resample ``[F, J, 3]`` joint positions to ``dst_fps`` keeping bone lengths (``parents[j]``, -1 = root).
+
+    Joint positions are interpolated linearly, then, parents before children, each bone is given back its length
+    (interpolated linearly between the two source frames, so a constant bone length stays constant to float
+    precision) along the interpolated bone direction."""
+    from skeleton_diffusion.skeletons.formats.bvh import resample_weights
+
+    i0, i1, w = resample_weights(positions.shape[0], src_fps, dst_fps)
+    x = np.asarray(positions, dtype=np.float64)
+    wb = w[:, None, None]
+    lerp = (1 - wb) * x[i0] + wb * x[i1]
+    out = lerp.copy()
+    order = sorted(range(len(parents)), key=lambda j: _depth(parents, j))
+    for j in order:
+        p = parents[j]
+        if p < 0:
+            continue
+        src_len = np.linalg.norm(x[:, j] - x[:, p], axis=-1)
+        length = (1 - w) * src_len[i0] + w * src_len[i1]
+        d = lerp[:, j] - lerp[:, p]
+        norm = np.linalg.norm(d, axis=-1, keepdims=True)
+        # a bone that folds through zero length mid-interpolation keeps the source frame's direction
+        fallback = np.where(w[:, None] < 0.5, x[i0, j] - x[i0, p], x[i1, j] - x[i1, p])
+        fb_norm = np.linalg.norm(fallback, axis=-1, keepdims=True)
+        unit = np.where(norm > 1e-9, d / np.maximum(norm, 1e-12), fallback / np.maximum(fb_norm, 1e-12))
+        out[:, j] = out[:, p] + unit * length[:, None]
+    return out.astype(positions.dtype, copy=False)
+
+
+def _depth(parents: Sequence[int], j: int) -> int:
+    d = 0
+    while parents[j] >= 0:
+        j, d = parents[j], d + 1
+        if d > len(parents):
+            raise ValueError(f"cycle in the parents list at joint {j}")
+    return d
 
 
 def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> dict[str, dict[str, tuple[int, int]]]:
@@ -272,3 +309,81 @@ def split_clips(names: Sequence[str], lengths: Mapping[str, int], mode: str) -> 
     else:
         raise ValueError(f"split_mode must be auto, clips, time or test; got {mode!r}")
     return splits
+
+
+# ------------------------------------------------------------------------------------------ degenerate bones
+DEGENERATE_BONE_M = 1e-4  # 0.1 mm: no real bone is that short; helper joints that sit on their parent are ~0
+
+
+def degenerate_joints(clips: Iterable[np.ndarray], parents: Sequence[int], tol: float = DEGENERATE_BONE_M) -> list[int]:
+    """Non-root joints whose bone to their parent is shorter than ``tol`` metres in every frame of every clip
+    (``[T, J, 3]`` metres): a zero-length bone, which would make every limb-length metric divide by zero."""
+    longest = np.zeros(len(parents))
+    for arr in clips:
+        for j, p in enumerate(parents):
+            if p >= 0 and len(arr):
+                longest[j] = max(longest[j], float(np.linalg.norm(arr[:, j] - arr[:, p], axis=-1).max()))
+    return [j for j, p in enumerate(parents) if p >= 0 and longest[j] < tol]
+
+
+def handle_degenerate(
+    clips: Mapping[str, np.ndarray], names: Sequence[str], parents: Sequence[int], summary: BuildSummary,
+    *, drop: bool, source: str,
+) -> tuple[list[int], list[int]]:
+    """Find zero-length bones; with ``drop`` return ``(kept joint indices, new parents)`` without the duplicate
+    joints (children re-linked to the kept parent, a note in ``summary``), else refuse with one paragraph."""
+    from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
+    from skeleton_diffusion.utils.errors import DataFormatError
+
+    bad = degenerate_joints(clips.values(), parents)
+    if not bad:
+        return list(range(len(names))), list(parents)
+    pairs = ", ".join(f"{names[j]} (on {names[parents[j]]})" for j in bad)
+    if not drop:
+        raise DataFormatError(
+            f"{source}: {len(bad)} joint(s) coincide with their parent in every frame (bone shorter than "
+            f"{DEGENERATE_BONE_M * 1000:g} mm): {pairs}. A zero-length bone makes the limb-length metrics divide "
+            "by zero; rebuild with --drop-degenerate (the default) to drop these joints, or choose a joint subset")
+    keep_names = [n for j, n in enumerate(names) if j not in set(bad)]
+    kept, new_parents = subset_hierarchy(names, parents, keep_names, source)
+    summary.notes.append(f"degenerate bones: dropped {len(bad)} joint(s) that coincide with their parent in every "
+                         f"frame: {pairs} ({len(kept)} joints kept; --no-drop-degenerate refuses instead)")
+    return kept, new_parents
+
+
+# ---------------------------------------------------------------------------------------- atomic dataset folders
+@contextmanager
+def staged_dataset_dir(final: str | Path) -> Iterator[Path]:
+    """Build a dataset folder atomically: yield a fresh temporary folder beside ``final``; when the block ends
+    without error it replaces ``final`` (an old folder is moved aside, then deleted), so no stale side file of an
+    earlier build survives a ``--force`` rebuild; on error the temporary folder is removed and ``final`` is kept."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_windows_nonempty(summary: BuildSummary, positions: Mapping[str, Mapping[str, np.ndarray]], window: int,
+                           source: str) -> None:
+    """Refuse (one paragraph) when the train or test split holds clips but not one window of ``window`` frames."""
+    from skeleton_diffusion.utils.errors import DataFormatError
+
+    for split in ("train", "test"):
+        clips = positions.get(split, {})
+        if clips and summary.windows.get(split, 0) == 0:
+            lengths = ", ".join(f"{c}: {len(a)}" for c, a in list(clips.items())[:8])
+            raise DataFormatError(
+                f"{source}: the {split} split has no window: every clip is shorter than one window of {window} "
+                f"frames (observation + prediction) after the split ({lengths}{', ...' if len(clips) > 8 else ''} "
+                "frames). Give longer clips, a shorter --obs-seconds/--pred-seconds, or --split-mode clips/test "
+                "(time splits cut every clip into 70/15/15 %); nothing was written")

@@ -19,6 +19,7 @@ from skeleton_diffusion.skeletons.formats.bvh import native_hierarchy  # noqa: F
 from skeleton_diffusion.utils.errors import DataFormatError
 from skeleton_diffusion.utils.io import atomic_write
 from skeleton_diffusion.data.builders.common import BuildSummary, build_side_files_if_possible
+from skeleton_diffusion.data.processed import check_finite
 from skeleton_diffusion.data.segments import window_rows, write_csv
 
 __all__ = ["clip_labels", "native_dataset_cfg", "write_dataset_config", "write_native_dataset", "build_native_dataset",
@@ -162,9 +163,31 @@ def _read_clip_arrays(input_path: Path, num_joints: int) -> tuple[dict[str, np.n
         if a.ndim != 3 or a.shape[1:] != (num_joints, 3) or not np.issubdtype(a.dtype, np.floating):
             raise DataFormatError(f"{input_path}: clip {k!r} has shape {a.shape} dtype {a.dtype}; expected float "
                                   f"[T, {num_joints}, 3] metres in the skeleton's joint order")
-        if not np.isfinite(a).all():
-            raise DataFormatError(f"{input_path}: clip {k!r} holds NaN/inf values")
+        check_finite(a, f"{input_path}: clip {k!r} ({sources[k]})")
     return {k: a.astype(np.float32) for k, a in clips.items()}, sources
+
+
+def read_clip_rates(path: str | Path) -> dict[str, float]:
+    """A per-clip rate file: one ``<clip>,<fps>`` line per clip (``<clip>``: the clip name, i.e. the ``.npy``
+    path relative to the input folder without suffix and with ``/`` -> ``__``, or the ``.npz`` key)."""
+    path = Path(path)
+    if not path.is_file():
+        from skeleton_diffusion.utils.errors import DatasetNotPreparedError
+
+        raise DatasetNotPreparedError(f"rate file not found: '{path}' (expected '<clip>,<fps>' lines)")
+    rates: dict[str, float] = {}
+    for k, line in enumerate(path.read_text().splitlines()):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.replace(" ", ",").split(",") if p.strip()]
+        try:
+            clip, fps = parts[0].removesuffix(".npy").replace("/", "__"), float(parts[1])
+        except (IndexError, ValueError):
+            raise DataFormatError(f"{path}: line {k + 1} {line!r} is not '<clip>,<fps>'") from None
+        if not np.isfinite(fps) or fps <= 0:
+            raise DataFormatError(f"{path}: line {k + 1}: frame rate must be a positive number, got {parts[1]!r}")
+        rates[clip] = fps
+    return rates
 
 
 def build_native_dataset(
@@ -174,28 +197,69 @@ def build_native_dataset(
     *,
     data_root: str | Path = "datasets",
     fps: int = 60,
+    input_fps: float | None = None,
+    rates: str | Path | Mapping[str, float] | None = None,
     obs_seconds: float = 0.5,
     pred_seconds: float = 2.0,
     split_mode: str = "auto",
     labels: str = "auto",
     side_files: bool = True,
+    force: bool = False,
+    drop_degenerate: bool = True,
 ) -> BuildSummary:
-    """Clips already in metres (Z up, ``fps``, the skeleton file's joint order) + a skeleton file -> a processed
-    dataset under ``<data_root>/processed/<name>/hmp`` (see :func:`write_native_dataset`)."""
+    """Clips of joint positions in metres (Z up, the skeleton file's joint order) + a skeleton file -> a processed
+    dataset at ``fps`` under ``<data_root>/processed/<name>/hmp`` (see :func:`write_native_dataset`).
+
+    The clips' own rate: ``rates`` (per clip, a ``<clip>,<fps>`` file or mapping; every clip must be listed),
+    else ``input_fps`` for the whole folder, else ``fps`` (no resampling). Clips at another rate are resampled
+    keeping every bone length (:func:`~.common.resample_keep_bones`). ``drop_degenerate``: joints on their parent
+    in every frame are dropped (reported), else refused. An existing dataset is replaced only with ``force``,
+    atomically (temporary folder, then swap)."""
     from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
-    from skeleton_diffusion.data.builders.common import split_clips
+    from skeleton_diffusion.skeletons.skeleton import Skeleton
+    from skeleton_diffusion.data.builders.common import (check_windows_nonempty, handle_degenerate,
+                                                         resample_keep_bones, split_clips, staged_dataset_dir)
+    from skeleton_diffusion.utils.errors import ConfigError
 
     sk = load_skeleton_file(skeleton_file)
     input_path = Path(input_path)
-    clips, sources = _read_clip_arrays(input_path, sk.num_joints)
     processed_dir = Path(data_root) / "processed" / name / "hmp"
+    if processed_dir.exists() and any(processed_dir.iterdir()) and not force:
+        raise ConfigError(f"dataset folder '{processed_dir}' already exists; pass --force to rebuild it (the new "
+                          "build replaces the whole folder atomically) or choose another --name")
+    clips, sources = _read_clip_arrays(input_path, sk.num_joints)
     summary = BuildSummary(name, output=str(processed_dir / f"data_3d_{name.lower()}.npz"))
     summary.sequences_read = len(clips)
+    rate_of = dict(read_clip_rates(rates) if isinstance(rates, (str, Path)) else (rates or {}))
+    if rate_of:
+        missing = [c for c in clips if c not in rate_of]
+        if missing:
+            raise DataFormatError(f"rate file {rates}: no frame rate for clip(s) {missing[:5]}"
+                                  f"{' ...' if len(missing) > 5 else ''}; list every clip as '<clip>,<fps>'")
+    resampled = []
+    for c in list(clips):
+        src_fps = rate_of.get(c, input_fps if input_fps is not None else fps)
+        if abs(src_fps - fps) > 1e-6 * fps:
+            clips[c] = resample_keep_bones(clips[c], sk.parents, src_fps, fps)
+            resampled.append(f"{c} ({src_fps:g} fps)")
+    if resampled:
+        summary.notes.append(f"resampled to {fps} fps keeping bone lengths: {', '.join(resampled[:5])}"
+                             + (f" and {len(resampled) - 5} more" if len(resampled) > 5 else ""))
+    kept, parents = handle_degenerate(clips, sk.joint_names, sk.parents, summary, drop=drop_degenerate,
+                                      source=str(input_path))
+    if len(kept) < sk.num_joints:
+        clips = {c: a[:, kept] for c, a in clips.items()}
+        sk = Skeleton.from_hierarchy(sk.name, [sk.joint_names[k] for k in kept], parents,
+                                     description=f"{sk.name} without its zero-length bones")
     obs, pred = int(round(obs_seconds * fps)), int(round(pred_seconds * fps))
     ranges = split_clips(list(clips), {k: len(v) for k, v in clips.items()}, split_mode)
     positions = {s: {c: clips[c][a:b].copy() for c, (a, b) in r.items()} for s, r in ranges.items()}
-    write_native_dataset(processed_dir, name, positions, sk, clip_labels(sources, labels), summary, fps=fps,
-                         obs=obs, pred=pred, side_files=side_files)
+    for split, clips_of in positions.items():
+        summary.windows[split] = len(window_rows([(c, len(a)) for c, a in clips_of.items()], obs, pred, stride=obs))
+    check_windows_nonempty(summary, positions, obs + pred, str(input_path))
+    with staged_dataset_dir(processed_dir) as out_dir:
+        write_native_dataset(out_dir, name, positions, sk, clip_labels(sources, labels), summary, fps=fps,
+                             obs=obs, pred=pred, side_files=side_files)
     return summary
 
 
@@ -209,17 +273,22 @@ def bvh_to_native(
     End Sites are dropped; ``joints`` keeps a subset (root always kept, parents re-linked to the nearest kept
     ancestor)."""
     from skeleton_diffusion.skeletons.hierarchy import subset_hierarchy
-    from skeleton_diffusion.data.builders.common import resample
-    from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
+    from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, leading_rest_frames, parse_bvh, resolve_unit, to_z_up
 
     motion = parse_bvh(path)
     names, parents, idx = native_hierarchy(motion)
     if joints:
-        kept, parents = subset_hierarchy(names, parents, joints, motion.source)
+        try:
+            kept, parents = subset_hierarchy(names, parents, joints, motion.source)
+        except ValueError as exc:
+            from skeleton_diffusion.utils.errors import ConfigError
+
+            raise ConfigError(f"--joints: {exc}") from None
         names, idx = [names[i] for i in kept], [idx[i] for i in kept]
     scale = resolve_unit(unit if unit is not None else "auto", motion)
-    positions = bvh_forward_kinematics(motion)[:, idx]
-    out = to_z_up(resample(positions, motion.fps, fps) * scale, up or "y").astype(np.float32)
+    positions = bvh_forward_kinematics(motion, fps)[:, idx]  # slerp of the rotation channels, then FK
+    out = to_z_up(positions * scale, up or "y").astype(np.float32)
     info = {"source_fps": motion.fps, "metres_per_unit": scale, "source_frames": motion.frames.shape[0],
-            "frames": int(out.shape[0])}
+            "frames": int(out.shape[0]),
+            "tpose_frames": leading_rest_frames(motion, fps=fps)}
     return out, info, names, list(parents)

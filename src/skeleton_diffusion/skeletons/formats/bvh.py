@@ -56,13 +56,25 @@ _VALID_CHANNELS = {f"{a}{kind}" for a in "XYZ" for kind in ("position", "rotatio
 
 
 def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
-    """Parse a BVH file (or ``text``). Errors name the file and the token at fault."""
+    """Parse a BVH file (or ``text``). Errors (:class:`DataFormatError`) name the file and the token, or the
+    frame and channel, at fault: a truncated file, a malformed token, a NaN/inf value."""
     src = str(source)
     if text is None:
         path = Path(source)
         if not path.is_file():
             raise DatasetNotPreparedError(f"BVH file not found: '{path}'")
         text = path.read_text(errors="replace")
+    try:
+        return _parse_bvh_text(src, text)
+    except (IndexError, ValueError) as exc:
+        if isinstance(exc, DataFormatError):
+            raise
+        raise DataFormatError(f"{src}: truncated or malformed BVH file ({type(exc).__name__}: {exc}); expected "
+                              "HIERARCHY with balanced joint blocks, then MOTION, Frames:, Frame Time: and "
+                              "the frame values") from None
+
+
+def _parse_bvh_text(src: str, text: str) -> BvhMotion:
     head, sep, motion = re.split(r"\b(MOTION)\b", text, maxsplit=1) if "MOTION" in text else (text, "", "")
     if not sep:
         raise DataFormatError(f"{src}: no MOTION section")
@@ -138,20 +150,79 @@ def parse_bvh(source: str | Path, text: str | None = None) -> BvhMotion:
     if frame_time <= 0:
         raise DataFormatError(f"{src}: Frame Time must be positive, found {frame_time}")
     body = motion[m_time.end():]
-    values = np.array(body.split(), dtype=np.float64) if body.strip() else np.zeros(0)
+    tokens = body.split()
+    try:
+        values = np.array(tokens, dtype=np.float64) if tokens else np.zeros(0)
+    except ValueError:
+        k = next(k for k, t in enumerate(tokens) if not _is_float(t))
+        raise DataFormatError(f"{src}: MOTION value {k} ({tokens[k]!r}, frame {k // max(n_channels, 1)}) is not a "
+                              "number") from None
     if n_channels == 0 or values.size < num_frames * n_channels:
         raise DataFormatError(
             f"{src}: expected {num_frames} frames x {n_channels} channels = {num_frames * n_channels} values, "
             f"found {values.size}"
         )
     frames = values[: num_frames * n_channels].reshape(num_frames, n_channels)
+    bad = np.argwhere(~np.isfinite(frames))
+    if bad.size:
+        f, c = (int(v) for v in bad[0])
+        joint = next(jt for jt in joints if jt.channel_start <= c < jt.channel_start + len(jt.channels))
+        raise DataFormatError(
+            f"{src}: non-finite value {frames[f, c]} at frame {f}, channel {c} ({joint.name} "
+            f"{joint.channels[c - joint.channel_start]}); {len(bad)} non-finite value(s) in all. Every channel "
+            "value must be a finite number: fix or cut the frames (or drop the file) and rebuild")
     return BvhMotion(joints, frame_time, frames, src)
 
 
-def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
-    """Global joint positions ``[F, J, 3]`` in file units and axes (End Sites included)."""
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def resample_weights(num_frames: int, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames ``(i0, i1, w)`` so that output frame ``k`` (time ``k / dst_fps``) is ``(1-w) x[i0] + w x[i1]``.
+
+    An integer ratio (120 -> 60 Hz) is plain decimation (``w = 0``); otherwise every time ``k / dst_fps`` inside
+    the clip is kept (1e-3 frame tolerance: "Frame Time" is written with ~7 digits, 1/30 -> 0.0333333)."""
+    if dst_fps <= 0 or src_fps <= 0:
+        raise ValueError(f"frame rates must be positive, got {src_fps} -> {dst_fps}")
+    ratio = src_fps / dst_fps
+    if abs(ratio - round(ratio)) < 1e-3 and round(ratio) >= 1:
+        i0 = np.arange(0, num_frames, int(round(ratio)))
+        return i0, i0, np.zeros(len(i0))
+    duration = (num_frames - 1) / src_fps
+    times = np.arange(0, int(math.floor(duration * dst_fps + 1e-3)) + 1) / dst_fps
+    src_pos = times * src_fps
+    i0 = np.clip(np.floor(src_pos).astype(int), 0, num_frames - 1)
+    i1 = np.clip(i0 + 1, 0, num_frames - 1)
+    return i0, i1, np.clip(src_pos - i0, 0.0, 1.0)
+
+
+def _slerp(rot: Rotation, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> Rotation:
+    """Per-frame spherical interpolation ``R[i0] * exp(w * log(R[i0]^-1 R[i1]))`` (shortest arc)."""
+    r0 = rot[i0]
+    delta = (r0.inv() * rot[i1]).as_rotvec()
+    return r0 * Rotation.from_rotvec(delta * w[:, None])
+
+
+def bvh_forward_kinematics(motion: BvhMotion, fps: float | None = None) -> np.ndarray:
+    """Global joint positions ``[F, J, 3]`` in file units and axes (End Sites included).
+
+    ``fps``: resample to this rate first, **in the channels**: each joint's rotation is interpolated by quaternion
+    slerp and its translation (root position channels) linearly, then forward kinematics runs on the resampled
+    frames, so every output frame is a rigid pose with the file's bone lengths (interpolating positions instead
+    shortens limbs on the in-between frames)."""
     num_frames = motion.frames.shape[0]
-    positions = np.zeros((num_frames, len(motion.joints), 3))
+    if fps is not None and num_frames > 0:
+        i0, i1, w = resample_weights(num_frames, motion.fps, fps)
+    else:
+        i0 = i1 = np.arange(num_frames)
+        w = np.zeros(num_frames)
+    out_frames = len(i0)
+    positions = np.zeros((out_frames, len(motion.joints), 3))
     rotations: list[np.ndarray] = []
     for j, joint in enumerate(motion.joints):
         cols = {c: motion.frames[:, joint.channel_start + k] for k, c in enumerate(joint.channels)}
@@ -159,13 +230,14 @@ def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
         for axis, name in enumerate("XYZ"):
             if f"{name}position" in cols:
                 trans[:, axis] = cols[f"{name}position"]
+        trans = (1 - w)[:, None] * trans[i0] + w[:, None] * trans[i1]
         rot_channels = [c for c in joint.channels if c.endswith("rotation")]
         if rot_channels:
             seq = "".join(c[0] for c in rot_channels)
             angles = np.stack([cols[c] for c in rot_channels], axis=-1)
-            local = Rotation.from_euler(seq.upper(), angles, degrees=True).as_matrix()
+            local = _slerp(Rotation.from_euler(seq.upper(), angles, degrees=True), i0, i1, w).as_matrix()
         else:
-            local = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+            local = np.broadcast_to(np.eye(3), (out_frames, 3, 3))
         if joint.parent < 0:
             positions[:, j] = trans
             rotations.append(np.asarray(local))
@@ -174,6 +246,21 @@ def bvh_forward_kinematics(motion: BvhMotion) -> np.ndarray:
             positions[:, j] = positions[:, p] + np.einsum("fab,fb->fa", rotations[p], trans)
             rotations.append(rotations[p] @ local)
     return positions
+
+
+def leading_rest_frames(motion: BvhMotion, tol_deg: float = 1.0, fps: float | None = None) -> int:
+    """Number of leading frames in the rest pose (T-pose of most rigs): every non-root rotation channel within
+    ``tol_deg`` of zero. ``fps``: counted in frames at that rate (the frames before the end of the rest pose).
+    0 when the rest pose does not lead or fills the whole clip."""
+    cols = [jt.channel_start + k for jt in motion.joints if jt.parent >= 0
+            for k, c in enumerate(jt.channels) if c.endswith("rotation")]
+    if not cols or motion.frames.shape[0] == 0:
+        return 0
+    rest = np.all(np.abs(motion.frames[:, cols]) < tol_deg, axis=1)
+    n = int(np.argmin(rest)) if not rest.all() else 0
+    if n == 0 or fps is None:
+        return n
+    return int(math.ceil(n * fps / motion.fps - 1e-6))
 
 
 def rest_pose(motion: BvhMotion) -> np.ndarray:

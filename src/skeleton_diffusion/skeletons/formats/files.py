@@ -12,7 +12,8 @@ File format (``.yaml``, ``.yml`` or ``.json``; the joint order is the processed 
     twin_rule: auto                       # optional: auto | lr_prefix | none (name rule for twins)
     node_types: [0, 0, 1, ...]            # optional: explicit node type per non-root joint
 
-A compact form ``joint_names: [...]`` + ``parents: [...]`` is accepted too. A file naming a built-in skeleton
+A compact form ``joint_names: [...]`` + ``parents: [...]`` (indices, ``-1`` for the root) is accepted too. In a
+file, ``name`` may be left out: the file's stem is used (``my_rig.json`` -> ``my_rig``). A file naming a built-in skeleton
 (``amass``, ``h36m``, ...) with the same joints loads the built-in (with its official tables).
 """
 
@@ -111,6 +112,8 @@ def load_skeleton_file(path: str | os.PathLike) -> Skeleton:
         detail = " ".join(str(exc).split())[:300]
         raise DataFormatError(f"{path}: not a readable skeleton file ({type(exc).__name__}: {detail}); "
                               f"{expected}") from exc
+    if isinstance(d, dict) and "name" not in d:
+        d = {"name": path.stem, **d}  # the file's stem names a skeleton file without 'name'
     try:
         return skeleton_from_dict(d, source=str(path))
     except DataFormatError:
