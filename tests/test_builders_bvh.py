@@ -233,17 +233,29 @@ def cmu_native(tmp_path_factory):
     return root / "ds" / "processed" / "CMUNative" / "hmp"
 
 
+def _cmu_rigid_joints() -> list[str]:
+    """The file's joints that can have a bone: the root and every joint with a non-zero OFFSET (the cgspeed files'
+    zero-offset helper joints, e.g. LHipJoint, LowerBack, Neck, LThumb, coincide with their parent in every frame
+    and are dropped by --drop-degenerate, the default)."""
+    from skeleton_diffusion.skeletons.formats.bvh import parse_bvh
+
+    m = parse_bvh(CMU_DIR / CMU_FILES[0])
+    return [j.name for j in m.joints if not j.is_end_site and (j.parent < 0 or np.linalg.norm(j.offset) > 1e-6)]
+
+
 def test_native_cmu_keeps_the_files_joints_in_metres_z_up(cmu_native):
     from skeleton_diffusion.skeletons.formats.files import load_skeleton_file
 
     sk = load_skeleton_file(cmu_native / "skeleton.json")
-    assert sk.num_joints == 31 and sk.joint_names[0] == "Hips" and not any(n.endswith("_End") for n in sk.joint_names)
+    rigid = _cmu_rigid_joints()
+    assert len(rigid) == 21  # 31 joints in the file, 10 zero-offset helpers
+    assert list(sk.joint_names) == rigid and sk.joint_names[0] == "Hips"
     assert sk.node_types[sk.node_names.index("LeftUpLeg")] == sk.node_types[sk.node_names.index("RightUpLeg")]
     pos = read_processed(cmu_native / "data_3d_cmunative.npz")
     j = {n: i for i, n in enumerate(sk.joint_names)}
     for clips in pos.values():
         for arr in clips.values():
-            assert arr.shape[1:] == (31, 3)
+            assert arr.shape[1:] == (len(rigid), 3)
             femur = np.linalg.norm(arr[:, j["LeftUpLeg"]] - arr[:, j["LeftLeg"]], axis=-1)
             assert 0.35 < femur.mean() < 0.5 and femur.std() < 1e-4
             assert np.mean(arr[:, j["Head"], 2] - arr[:, 0, 2]) > 0.3  # Z up
@@ -251,7 +263,7 @@ def test_native_cmu_keeps_the_files_joints_in_metres_z_up(cmu_native):
     labels = dict(ln.split(",") for ln in (cmu_native / "clip_labels.txt").read_text().split())
     assert set(labels.values()) == {"walk", "run"}  # folder labels (CMD classes)
     cfg = (cmu_native / "dataset_config.yaml").read_text()
-    assert "skeleton.json" in cfg and "num_joints: 31" in cfg
+    assert "skeleton.json" in cfg and f"num_joints: {len(rigid)}" in cfg
 
 
 def test_native_cmu_windows_load_and_subset(cmu_native, tmp_path):
@@ -261,7 +273,8 @@ def test_native_cmu_windows_load_and_subset(cmu_native, tmp_path):
     cfg["skeleton_name"] = str(cmu_native / "skeleton.json")
     test = build_dataset(cfg, "test", pose_box_size=1.0, dataset_main_path=cmu_native.parents[2], if_load_mmgt=True)
     obs, fut, _ = test[0]
-    assert tuple(obs.shape) == (30, 30, 3) and tuple(fut.shape) == (120, 30, 3)
+    nodes = len(_cmu_rigid_joints()) - 1  # the root is not a node
+    assert tuple(obs.shape) == (30, nodes, 3) and tuple(fut.shape) == (120, nodes, 3)
     assert len(test.idx_to_class) == 2
     # a joint subset keeps the root, re-links parents and drops the rest
     (tmp_path / "in").mkdir()
