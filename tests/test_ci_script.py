@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,23 @@ def test_ci_runs_lint_and_tests_when_everything_is_there(sandbox, preinstalled):
     proc = run(fixtures=True, cmu_files=preinstalled, apt_ok=True, install_puts_files=True)
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().split() == ["lint", "test"]
+
+
+@pytest.mark.slow  # a pytest subprocess: ~14 s
+@pytest.mark.parametrize("require", [False, True])
+def test_missing_shared_material_is_a_failure_when_ci_requires_it(tmp_path, require):
+    """With SKELETON_DIFFUSION_REQUIRE_SHARED=1 (exported by .ci/run) an equivalence test without ../shared fails;
+    without it (a user's clone) the test skips with its reason."""
+    env = {**os.environ, "SKELETON_DIFFUSION_SHARED": str(tmp_path / "no_shared"),
+           "SKELETON_DIFFUSION_REQUIRE_SHARED": "1" if require else ""}
+    test = "tests/test_metrics.py::test_skeleton_module_matches_official_metric_limbs"
+    proc = subprocess.run([sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider", "-rs"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    if require:
+        assert proc.returncode == 1 and ("1 failed" in proc.stdout or "1 error" in proc.stdout), proc.stdout[-2000:]
+    else:
+        assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_ci_script_requires_the_shared_material():
+    assert "export SKELETON_DIFFUSION_REQUIRE_SHARED=1" in (ROOT / ".ci" / "run").read_text()
