@@ -159,16 +159,18 @@ def test_hand_written_skeleton_trains_evaluates_predicts(trained):
     for name in ("ADE", "FDE", "MMADE", "APD", "MAE", "CMD", "APDE"):
         assert f'"{name}"' in flat, name
 
-    def finite(x):
-        if isinstance(x, dict):
-            return all(finite(v) for v in x.values())
-        if isinstance(x, list):
-            return all(finite(v) for v in x)
-        return not isinstance(x, float) or math.isfinite(x)
-
-    assert finite(res.get("metrics", res))
+    metrics = res["metrics"]
+    means = {name: m["mean"] for name, m in metrics.items()}
+    for name, mean in means.items():  # every metric is a real number (not None, not a string, not NaN/inf)
+        assert isinstance(mean, (int, float)) and not isinstance(mean, bool) and math.isfinite(mean), (name, mean)
 
     test = np.load(hmp / "data_3d_humanoid15.npz", allow_pickle=True)["positions_3d"].item()["test"]
+    # units: distance metrics are in metres, so they are positive and below the extent of the test data itself
+    # (a centimetre or input-space result would be 100x or 1/pose_box_size off)
+    pts = np.concatenate([c.reshape(-1, 3) for c in test.values()])
+    extent = float(np.linalg.norm(pts.max(0) - pts.min(0)))
+    for name in ("ADE", "FDE", "MMADE", "APD"):
+        assert 1e-4 < means[name] < extent, (name, means[name], extent)
     obs = next(iter(test.values()))[: FPS // 2]
     np.save(root / "obs.npy", obs)
     predict_main([f"checkpoint_path={out}/diff", f"input={root / 'obs.npy'}", f"output={root / 'pred.npz'}",

@@ -244,7 +244,8 @@ def test_checkpoint_wrong_content(tmp_path):
 @pytest.mark.parametrize("content", [b'{"name": "x", "joints": [{"name": "root"', b"", bytes(range(256)) * 4,
                                      b"[1, 2, 3]", b'{"name": "x"}'])
 def test_skeleton_file_errors_name_the_file(tmp_path, suffix, content):
-    io_mod = pytest.importorskip("skeleton_diffusion.skeletons.formats.files")
+    import skeleton_diffusion.skeletons.formats.files as io_mod
+
     path = tmp_path / f"sk{suffix}"
     path.write_bytes(content)
     with pytest.raises(SkeletonDiffusionError) as err:

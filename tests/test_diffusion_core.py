@@ -225,13 +225,44 @@ def test_pred_x0_oracle_sampling_returns_x0(amass_cov):
         torch.testing.assert_close(s, x0.expand(2, N, D), rtol=0, atol=1e-5)
 
 
+class RawConstant(nn.Module):
+    """Outputs the raw value ``raw`` everywhere (pred_x0) and records the self-conditioning input of each call."""
+
+    self_condition = True
+    cond_dim = 0
+
+    def __init__(self, raw: float) -> None:
+        super().__init__()
+        self.channels, self.raw, self.self_conds = N, raw, []
+
+    def forward(self, x, t, x_self_cond=None, x_cond=None):
+        self.self_conds.append(None if x_self_cond is None else x_self_cond.clone())
+        return torch.full_like(x, self.raw)
+
+
 def test_self_condition_and_activation_paths(amass_cov):
-    model = Tiny()
-    model.self_condition = True
+    """tanh is applied to the network output (x0 prediction tanh(2) = 0.964, not 2); self-conditioning feeds the
+    previous x0 prediction back: at sampling from the second step on, in training on the coin's half."""
+    model = RawConstant(2.0)
     d = make(amass_cov, model=model, diffusion_activation="tanh")
-    out = d(torch.rand(4, N, D), generator=torch.Generator().manual_seed(0))
-    assert torch.isfinite(out.loss).all()
-    assert d.sample(2).shape == (2, N, D)
+    x0_hat = torch.tanh(torch.tensor(2.0))
+    samples = d.sample(2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(samples, torch.full((2, N, D), float(x0_hat)), rtol=0, atol=1e-5)
+    assert model.self_conds[0] is None and len(model.self_conds) == d.num_timesteps
+    for sc in model.self_conds[1:]:
+        torch.testing.assert_close(sc, torch.full((2, N, D), float(x0_hat)), rtol=0, atol=0)
+    x = torch.rand(4, N, D)
+    branches = set()
+    for seed in range(8):
+        model.self_conds.clear()
+        out = d(x, generator=torch.Generator().manual_seed(seed))
+        branches.add(len(model.self_conds))
+        assert model.self_conds[-1] is None or torch.equal(model.self_conds[-1], torch.full_like(x, float(x0_hat)))
+        torch.testing.assert_close(out.model_out, torch.full_like(x, float(x0_hat)), rtol=0, atol=0)
+    assert branches == {1, 2}  # both halves of the self-conditioning coin were taken
+    plain = make(amass_cov, model=RawConstant(2.0), diffusion_activation="identity")  # x0 = 2, clamped to 1
+    torch.testing.assert_close(plain.sample(1, generator=torch.Generator().manual_seed(0)),
+                               torch.full((1, N, D), 1.0), rtol=0, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------- samplers

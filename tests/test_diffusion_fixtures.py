@@ -12,7 +12,8 @@ from torch import nn
 
 def load_diffusion_fixture():
     """``(fixture dict, NonisotropicGaussianDiffusion with the fixture weights, in eval mode)``."""
-    denoiser_mod = pytest.importorskip("skeleton_diffusion.methods.skeleton_diffusion.denoiser")
+    import skeleton_diffusion.methods.skeleton_diffusion.denoiser as denoiser_mod
+
     from skeleton_diffusion.diffusion.nonisotropic import NonisotropicGaussianDiffusion
 
     fx = torch.load(official_fixture("denoiser_diffusion.pt"), weights_only=True)
@@ -38,7 +39,8 @@ def load_diffusion_fixture():
 
 def load_autoencoder_fixture():
     """``(case dict, frozen AutoEncoder with the fixture weights)`` for ``autoencoder.pt`` case ``amass``."""
-    ae_mod = pytest.importorskip("skeleton_diffusion.methods.skeleton_diffusion.autoencoder")
+    import skeleton_diffusion.methods.skeleton_diffusion.autoencoder as ae_mod
+
     case = torch.load(official_fixture("autoencoder.pt"), weights_only=True)["cases"]["amass"]
     cfg = case["config"]
     ae = ae_mod.AutoEncoder(num_nodes=cfg["num_nodes"], node_types=cfg["node_types"].tolist(),

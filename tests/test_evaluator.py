@@ -272,7 +272,7 @@ def test_load_mmapd_gt_orders_by_id_and_rejects_bad_files(tmp_path):
 
 def test_end_to_end_on_small_synthetic_dataset(tmp_path):
     """Real data layer -> evaluator: zero-velocity and oracle on the embedded synthetic test set."""
-    data = pytest.importorskip("skeleton_diffusion.data")
+    import skeleton_diffusion.data as data
     from omegaconf import OmegaConf
 
     from skeleton_diffusion.apps.create_synthetic_dataset import main as create_synthetic

@@ -218,7 +218,9 @@ def test_nograd_decoding_runs_under_autocast():
             out = model.decode(past, z, None, ph=6)
             emb = model.get_embedding(torch.randn(3, 6, 5, 3))
     assert out.shape == ref.shape and torch.isfinite(out).all() and emb.shape == (3, 5, 8)
-    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+    # bound: measured max |bf16 - fp32| of this decoder is 4.6e-3 (seed 14; 3.0e-3..4.6e-3 over seeds 14-17) with
+    # outputs up to 0.69; atol 1.5e-2 + rtol 1e-2 is ~3x that (the old 0.05/0.05 was 10x)
+    torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1.5e-2)
 
 
 def test_type_project_gradcheck():

@@ -95,7 +95,11 @@ def test_low_precision_sampling_uses_autocast_and_stays_close(fast_cpu, monkeypa
     seen.clear()
     low = diff.sample(6, cond, generator=torch.Generator().manual_seed(1), network_dtype=torch.bfloat16)
     assert set(seen) == {torch.bfloat16} and low.dtype == torch.float32
-    assert not torch.equal(low, full) and (low - full).abs().max() < 0.05
+    # bound: measured max |bf16 - fp32| over seeds 0-3 (Xeon, torch 2.x) is 3.9e-4..4.6e-4 on the generic path and
+    # 1.2e-3..1.4e-3 on the CPU fast path; 5e-3 is ~3.6x the worst, and a tenth of the samples' spread (std
+    # 0.042..0.057), so a wrong-scale bf16 path cannot hide under it (the old 0.05 was as large as the signal)
+    assert not torch.equal(low, full) and (low - full).abs().max() < 5e-3
+    assert (low - full).abs().max() < 0.1 * full.std()
     seen.clear()
     diff.sample(6, cond, generator=torch.Generator().manual_seed(1))  # the setting does not stick
     assert set(seen) == {torch.float32}

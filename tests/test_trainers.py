@@ -56,11 +56,32 @@ def test_autoencoder_checkpoint_reloads_into_model(ae_run):
     from skeleton_diffusion.methods.skeleton_diffusion.factories import build_autoencoder
     from skeleton_diffusion.skeletons.lookup import get_skeleton
 
+    from skeleton_diffusion.data.registry import build_dataset
+
     cfg = OmegaConf.load(ae_run / "config.yaml")
-    model = build_autoencoder(cfg.model, get_skeleton("amass"))
+    sk = get_skeleton("amass")
+    model = build_autoencoder(cfg.model, sk)
     model.load_state_dict(safe_torch_load(ae_run / "checkpoints" / "last.pt")["model"])
     x = torch.randn(2, int(cfg.model.obs_length), 21, 3) * 0.1
     assert model.decode(x, model(x), None, ph=5).shape == (2, 5, 21, 3)
+    # numbers, not shapes: on the training clips (no augmentation) the reloaded weights reconstruct the future
+    # far better than the untrained initialisation
+    ds = build_dataset(cfg.dataset, "train_eval", **autoencoder_trainer.dataset_kwargs(cfg, sk))
+    idx = range(0, len(ds), max(1, len(ds) // 32))  # 32 windows spread over the clips
+    obs = torch.stack([ds[i][0] for i in idx])
+    fut = torch.stack([ds[i][1] for i in idx])
+    torch.manual_seed(0)
+    fresh = build_autoencoder(cfg.model, sk)
+
+    def l1(m):
+        with torch.no_grad():
+            return float((m.eval().autoencode(fut, obs, ph=fut.shape[1], compute_past_embedding=False)[0]
+                          - fut).abs().mean())
+
+    trained, untrained = l1(model), l1(fresh)
+    # measured: 0.047 m-scaled L1 vs 0.171 untrained (ratio 0.28); 0.5 leaves ~1.8x margin, while a reload that
+    # dropped the weights (ratio ~1) fails
+    assert trained < 0.5 * untrained, (trained, untrained)
 
 
 def _same(x, y) -> bool:

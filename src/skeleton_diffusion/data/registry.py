@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from skeleton_diffusion.utils.errors import ConfigError
-from skeleton_diffusion.data.windows.hmp import MotionWindowDataset
+from skeleton_diffusion.data.windows.hmp import MotionWindowDataset, accepted_options, check_options
 from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES
 
 __all__ = ["build_dataset", "dataset_cfg_to_dict", "resolve_dataset_path", "DEFAULT_DATASET_CFGS", "LOADER_ONLY_KEYS"]
@@ -183,6 +183,14 @@ def build_dataset(
         kwargs.setdefault("in_eval", True)
     kwargs.setdefault("dtype", cfg.get("dtype", "float32"))
 
+    if isinstance(cls, type) and issubclass(cls, MotionWindowDataset):
+        if "if_long_term_test" not in accepted_options(cls):  # registry-level here: the horizon is already set
+            kwargs.pop("if_long_term_test", None)
+            kwargs.pop("long_term_factor", None)
+        check_options(cls, [k for k in block if k in kwargs and k not in overrides],
+                      f"{block_name} of dataset '{cfg['dataset_name']}'")
+        check_options(cls, [k for k in overrides if k in kwargs],
+                      f"the build_dataset options for dataset '{cfg['dataset_name']}'")
     _require_processed_first(cls, precomputed, kwargs, cfg)
     data_split = "train" if split == "train_eval" else split
     ds = cls(

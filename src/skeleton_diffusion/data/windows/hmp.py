@@ -18,8 +18,10 @@ the shipped ``segments_test_long_term_pred.csv``.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from skeleton_diffusion.data.segments import generate_segments_array
 
 __all__ = [
     "MotionWindowDataset",
+    "accepted_options",
+    "check_options",
     "AMASS_TEST_CLASSES",
     "H36M_CLASSES",
 ]
@@ -103,9 +107,11 @@ class MotionWindowDataset(Dataset):
         if_compute_cmd: bool = False,
         processed_file: str | os.PathLike | None = None,
         silent: bool = True,
-        **unused: Any,
+        **unknown: Any,
     ) -> None:
         super().__init__()
+        if unknown:  # a typo (da_mirorring, if_noisy_obz) must not be silently ignored
+            check_options(type(self), unknown, f"{type(self).__name__}(...)")
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(skeleton, str):
@@ -368,3 +374,38 @@ class _MetadataView(Sequence):
         if isinstance(k, slice):
             return [self._clip_metadata[int(c)] for c in self._clip[k]]
         return self._clip_metadata[int(self._clip[k])]
+
+
+#: Positional parameters of every window dataset (given by the factory, never by a config block).
+_POSITIONAL = ("self", "split", "precomputed_folder", "skeleton", "obs_length", "pred_length")
+
+
+def accepted_options(cls: type) -> set[str]:
+    """Keyword options a window dataset class accepts: the named parameters of every ``__init__`` in its MRO
+    (subclasses pass the rest on with ``**kwargs``)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in _POSITIONAL:
+                names.add(p.name)
+        if klass is MotionWindowDataset:
+            break
+    return names
+
+
+def check_options(cls: type, keys: Iterable[str], where: str) -> None:
+    """Refuse option names ``cls`` does not accept: one paragraph naming the key, ``where`` it came from and the
+    nearest valid name (``ConfigError``)."""
+    valid = accepted_options(cls)
+    unknown = [k for k in keys if k not in valid]
+    if not unknown:
+        return
+    key = unknown[0]
+    near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.5)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    more = f" (also unknown: {', '.join(repr(k) for k in unknown[1:])})" if len(unknown) > 1 else ""
+    raise ConfigError(f"unknown dataset option '{key}' in {where}{more}: {cls.__name__} does not read it, so it "
+                      f"would be silently ignored; {hint}valid options: {', '.join(sorted(valid))}")

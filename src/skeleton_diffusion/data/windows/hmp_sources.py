@@ -240,7 +240,11 @@ class ZeroShotAMASSDataset(MotionWindowDataset):
     fps = 60
     metadata_class_idx = 0
 
-    def __init__(self, *args: Any, if_zero_shot: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, if_zero_shot: bool = True, actions: str = "all", **kwargs: Any) -> None:
+        # ``actions``: the official 3DPW config carries ``actions: "all"``; 3DPW has no actions, so only "all"
+        # is accepted (a no-op) and anything else is refused rather than ignored
+        if actions != "all":
+            raise ConfigError(f"{type(self).__name__}: 3DPW has no actions; actions must be 'all', got {actions!r}")
         self.if_zero_shot = bool(if_zero_shot)
         self.dict_indices: dict[str, int] = {}
         super().__init__(*args, **kwargs)
