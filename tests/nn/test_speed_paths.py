@@ -98,3 +98,18 @@ def test_fast_decoder_equals_generic_both_backends(backend, monkeypatch) -> None
         got_z = model.get_past_embedding(past)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_z, want_z, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sigmoid_form", [True, False])
+def test_tanh_both_forms_match_torch(sigmoid_form, monkeypatch) -> None:
+    monkeypatch.setitem(cpu_kernels._GEMM, "sigmoid_tanh", sigmoid_form)
+    x = torch.cat([torch.linspace(-12, 12, 20001), torch.tensor([0.0, 88.0, -88.0, float("inf"), float("-inf")])])
+    got = cpu_kernels.tanh_(x.clone())
+    torch.testing.assert_close(got, torch.tanh(x), rtol=0, atol=2.4e-7)
+    assert got.abs().max() <= 1.0
+
+
+def test_tanh_form_choice_is_cached(monkeypatch) -> None:
+    monkeypatch.setattr(cpu_kernels, "_GEMM", {})
+    first = cpu_kernels._sigmoid_tanh_faster()
+    assert cpu_kernels._GEMM["sigmoid_tanh"] is first and cpu_kernels._sigmoid_tanh_faster() is first
