@@ -113,3 +113,31 @@ def test_tanh_form_choice_is_cached(monkeypatch) -> None:
     monkeypatch.setattr(cpu_kernels, "_GEMM", {})
     first = cpu_kernels._sigmoid_tanh_faster()
     assert cpu_kernels._GEMM["sigmoid_tanh"] is first and cpu_kernels._sigmoid_tanh_faster() is first
+
+
+@pytest.mark.parametrize("update", ["in_place", "fused_adam", "load_state_dict"])
+def test_cached_node_weights_follow_parameter_updates(backend, update, monkeypatch) -> None:
+    torch.manual_seed(0)
+    den = _perturbed(Denoiser(dim=8, cond_dim=8, num_nodes=6, node_types=TYPES, depth=2, attn_heads=2,
+                              attn_dim_head=4), 1)
+    gen = torch.Generator().manual_seed(2)
+    x, cond = torch.randn(5, 6, 8, generator=gen), torch.randn(5, 6, 8, generator=gen)
+    t = torch.randint(0, 10, (5,), generator=gen)
+    before = denoiser_fast.forward(den, x, t, cond)  # fills the cache
+    if update == "in_place":
+        with torch.no_grad():
+            den.init_lin.weight.mul_(1.5)
+    elif update == "fused_adam":
+        opt = torch.optim.Adam(den.parameters(), lr=0.1, fused=True)
+        den(x, t, x_cond=cond).square().mean().backward()
+        opt.step()
+    else:
+        other = _perturbed(Denoiser(dim=8, cond_dim=8, num_nodes=6, node_types=TYPES, depth=2, attn_heads=2,
+                                    attn_dim_head=4), 9)
+        den.load_state_dict(other.state_dict())
+    got = denoiser_fast.forward(den, x, t, cond)
+    monkeypatch.setenv("SKELETON_DIFFUSION_FAST_CPU", "0")
+    with torch.no_grad():
+        want = den(x, t, x_cond=cond)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, before)
