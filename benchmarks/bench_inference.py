@@ -6,9 +6,10 @@ sampler (official denoiser size: depth 4, 8 heads x 32, 32.1 M parameters), deco
 
 Variants (each in its own process, so peak memory is measured separately):
 * ``ours``      : :meth:`SkeletonDiffusion.predict` as ``eval.py`` / ``load_model`` run it: no autograd, on CPU the
-                  oneDNN fast forward of the denoiser (``nn/denoiser_fast.py``), each distinct step embedded once,
-                  the decoder's no-grad recurrence (64 sequences at a time, type-grouped oneDNN products, output
-                  layer in the loop), ``keep_freed_cpu_memory``.
+                  fast forward of the denoiser (``nn/denoiser_fast.py``), each distinct step embedded once,
+                  the decoder's no-grad recurrence (64 sequences at a time, output layer in the loop),
+                  ``keep_freed_cpu_memory``; products through MKL per node on Intel CPUs, through oneDNN per
+                  node type elsewhere (``cpu_kernels.gemm_backend``).
 * ``ours_bf16`` : the same with ``sampling_precision=bf16`` (the denoiser in bfloat16; opt-in, samples differ from
                   float32 at the 1e-3 level).
 * ``ours_generic``: ``ours`` with the no-grad CPU fast path switched off (``SKELETON_DIFFUSION_FAST_CPU=0``: MKL
