@@ -11,6 +11,9 @@ Variants (each in its own process so peak memory is measured separately):
                      turns the latter off).
 * ``naive_nograd`` : the official computation with the decode wrapped in no_grad (denoiser on all k·B with grad).
 * ``naive``        : the official computation as shipped (denoiser AND decoder of all k·B candidates with grad).
+* ``reference``    : k = 1 only (added to every k > 1 run, or ``--k 1 --variants ours,reference``): the official
+                     *layers* (``_reference_autoencoder.py`` / ``_reference_inference.py``: per-call weight
+                     gathers, explicit attention, one time embedding per row), plain Adam, default allocator.
 
 The naive variants run this package's layers (already faster than the official ones) with plain Adam and the
 default allocator; the official code itself is not run here.
@@ -66,6 +69,25 @@ def _build(device):
     return ae, diffusion
 
 
+def _reference_models(ae, diffusion, device):
+    """The official computation of the k = 1 step: :mod:`_reference_autoencoder` embeddings and the
+    :mod:`_reference_inference` denoiser (per-call weight gathers, one time embedding per row, explicit attention)
+    inside a copy of ``diffusion``; weights copied from ours."""
+    import copy
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _reference_autoencoder import ReferenceAutoEncoder
+    from _reference_inference import RefDenoiser
+
+    rae = ReferenceAutoEncoder(AMASS_TYPES, enc_layers=2)
+    rae.load_state_dict(ae.state_dict())
+    rden = RefDenoiser(AMASS_TYPES)
+    rden.load_state_dict(diffusion.model.state_dict())
+    rdiff = copy.deepcopy(diffusion)
+    rdiff.model = rden
+    return rae.to(device).eval().requires_grad_(False), rdiff.to(device).train()
+
+
 def _run_variant(args: argparse.Namespace) -> dict:
     import torch
 
@@ -78,6 +100,8 @@ def _run_variant(args: argparse.Namespace) -> dict:
     if args.variant == "ours" and device.type == "cpu" and not args.no_cpu_allocator_tuning:
         keep_freed_cpu_memory()  # what train_diffusion.py does (config key cpu_keep_freed_memory)
     ae, diffusion = _build(device)
+    if args.variant == "reference":  # the official layers (_reference_*.py), same weights
+        ae, diffusion = _reference_models(ae, diffusion, device)
     # ours: the trainer's fused Adam (same update); naive: the official plain Adam
     opt = torch.optim.Adam(diffusion.parameters(), lr=1e-3, betas=(0.9, 0.99), fused=args.variant == "ours")
     gen = torch.Generator().manual_seed(1)
@@ -86,8 +110,15 @@ def _run_variant(args: argparse.Namespace) -> dict:
 
     def step() -> float:
         with torch.no_grad():
-            z_past, z_future = ae.get_train_embeddings(fut, past=obs)
-        if args.variant == "ours":
+            if args.variant == "reference":  # official: tanh(encoder(past)) (double tanh), encoder(future)
+                z_past, z_future = torch.tanh(ae(obs)), ae(fut)
+            else:
+                z_past, z_future = ae.get_train_embeddings(fut, past=obs)
+        if args.variant == "reference":
+            if args.k != 1:
+                raise SystemExit("the reference variant is the k = 1 step (no best-of-k decoding)")
+            out = naive_best_of_k_loss(diffusion, None, z_future, z_past, obs, fut, 1, "latent_space")
+        elif args.variant == "ours":
             out = best_of_k_loss(diffusion, ae, z_future, z_past, obs, fut, args.k, "input_space",
                                  chunk_size=args.chunk_size or "auto")
         else:
@@ -103,18 +134,20 @@ def _run_variant(args: argparse.Namespace) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss0 = _rss_bytes()
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     for i in range(args.warmup + args.iters):
         torch.manual_seed(100 + i)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(step())
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-        print(f"  [{args.variant} k={args.k}] step {i}: {times[-1]:.2f}s", file=sys.stderr, flush=True)
+        cpu.append(time.process_time() - c0)
+        print(f"  [{args.variant} k={args.k}] step {i}: {times[-1]:.2f}s wall, {cpu[-1]:.2f}s CPU", file=sys.stderr,
+              flush=True)
     timed = times[args.warmup:] or times
     res = dict(variant=args.variant, k=args.k, device=str(device), median_s=statistics.median(timed),
-               times_s=timed, losses=losses)
+               times_s=timed, losses=losses, cpu_s=statistics.median(cpu[args.warmup:] or cpu))
     if device.type == "cuda":
         res.update(peak_gib=torch.cuda.max_memory_allocated() / GIB, mem_kind="cuda max_memory_allocated")
     else:
@@ -174,6 +207,7 @@ def main() -> None:
     p.add_argument("--skip-k1", action="store_true", help="do not also run the k = 1 comparison")
     p.add_argument("--mem-cap-gib", type=float, default=12.0)
     p.add_argument("--time-cap-s", type=float, default=3600.0)
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds of all variants (medians)")
     p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -184,31 +218,42 @@ def main() -> None:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     runs = [(v, args.k) for v in variants]
     if not args.skip_k1 and args.k != 1:
-        runs += [("ours", 1), ("naive", 1)]
+        runs += [("ours", 1), ("naive", 1), ("reference", 1)]
     results = {}
-    for variant, k in runs:
-        print(f"running {variant} k={k} ...", file=sys.stderr, flush=True)
-        results[(variant, k)] = _spawn(args, variant, k)
+    rounds: dict = {}
+    for _ in range(max(1, args.rounds)):  # interleaved rounds (ours, naive, reference, ours, ...); medians
+        for variant, k in runs:
+            print(f"running {variant} k={k} ...", file=sys.stderr, flush=True)
+            rounds.setdefault((variant, k), []).append(_spawn(args, variant, k))
+    for key, rs in rounds.items():
+        good = [r for r in rs if not r.get("failed")]
+        results[key] = dict(good[0], median_s=statistics.median(r["median_s"] for r in good),
+                            cpu_s=statistics.median(r["cpu_s"] for r in good),
+                            peak_gib=max(r["peak_gib"] for r in good)) if good else rs[0]
     load = os.getloadavg()
     print(f"\nbatch {args.batch_size}, AMASS shapes, device {args.device}, {args.threads} threads, "
           f"load avg {load[0]:.1f}/{load[1]:.1f} (shared machine)")
-    print(f"{'variant':>14} {'k':>4} {'median step [s]':>16} {'peak mem [GiB]':>15}  note")
+    print(f"{'variant':>14} {'k':>4} {'median step [s]':>16} {'CPU [s]':>8} {'peak mem [GiB]':>15}  note")
     for (variant, k), r in results.items():
         if r.get("failed"):
             print(f"{variant:>14} {k:>4} {'-':>16} {r['peak_gib']:>15.2f}  {r['reason']}")
         else:
             note = f"delta {r['peak_delta_gib']:.2f} GiB" if "peak_delta_gib" in r else r["mem_kind"]
-            print(f"{variant:>14} {k:>4} {r['median_s']:>16.2f} {r['peak_gib']:>15.2f}  {note}")
+            print(f"{variant:>14} {k:>4} {r['median_s']:>16.2f} {r['cpu_s']:>8.2f} {r['peak_gib']:>15.2f}  {note}")
     official = {50: args.official_k50, 1: args.official_k1}
     for k in sorted({k for _, k in runs}):
         ours = results.get(("ours", k))
         if ours and not ours.get("failed") and k in official and args.batch_size == 64 and "cpu" in ours["device"]:
             print(f"k={k}: official ({official[k]:.2f} s, issue measurement on a 2-core CPU) / ours: "
                   f"time x{official[k] / ours['median_s']:.2f}")
-        for other in ("naive_nograd", "naive"):
+        ref1 = results.get(("reference", k))
+        if ours and ref1 and not ours.get("failed") and not ref1.get("failed"):  # same weights, seeds, batch
+            print(f"k={k}: first-step loss ours {ours['losses'][0]:.6g}, reference {ref1['losses'][0]:.6g}")
+        for other in ("naive_nograd", "naive", "reference"):
             ref = results.get((other, k))
             if ours and ref and not ours.get("failed") and not ref.get("failed"):
-                print(f"k={k}: {other} / ours: time x{ref['median_s'] / ours['median_s']:.2f}, "
+                print(f"k={k}: {other} / ours: time x{ref['median_s'] / ours['median_s']:.2f} (CPU time "
+                      f"x{ref['cpu_s'] / ours['cpu_s']:.2f}), "
                       f"peak memory x{ref['peak_gib'] / ours['peak_gib']:.2f}")
 
 

@@ -6,9 +6,10 @@ sampler (official denoiser size: depth 4, 8 heads x 32, 32.1 M parameters), deco
 
 Variants (each in its own process, so peak memory is measured separately):
 * ``ours``      : :meth:`SkeletonDiffusion.predict` as ``eval.py`` / ``load_model`` run it: no autograd, on CPU the
-                  oneDNN fast forward of the denoiser (``nn/denoiser_fast.py``), each distinct step embedded once,
-                  the decoder's no-grad recurrence (64 sequences at a time, type-grouped oneDNN products, output
-                  layer in the loop), ``keep_freed_cpu_memory``.
+                  fast forward of the denoiser (``nn/denoiser_fast.py``), each distinct step embedded once,
+                  the decoder's no-grad recurrence (64 sequences at a time, output layer in the loop),
+                  ``keep_freed_cpu_memory``; products through MKL per node on Intel CPUs, through oneDNN per
+                  node type elsewhere (``cpu_kernels.gemm_backend``).
 * ``ours_bf16`` : the same with ``sampling_precision=bf16`` (the denoiser in bfloat16; opt-in, samples differ from
                   float32 at the 1e-3 level).
 * ``ours_generic``: ``ours`` with the no-grad CPU fast path switched off (``SKELETON_DIFFUSION_FAST_CPU=0``: MKL
@@ -24,6 +25,12 @@ a full AMASS test-set evaluation (12,727 windows x 50 samples) on this machine f
 
     python benchmarks/bench_inference.py --threads 2
     python benchmarks/bench_inference.py --sizes 50 --variants ours,reference --repeats 3
+    python benchmarks/bench_inference.py --threads 1 --clock cpu --sizes 10 --variants ours,reference --rounds 3
+
+Per stage (``--stage-samples``, default 10 samples per window) it also prints encode / ``num_timesteps``
+denoiser steps / decode: time, achieved GFLOP/s (necessary matrix-product work, ``_stage_flops.py``) and the
+fraction of this machine's measured float32 matmul peak (best of MKL and oneDNN on a 1024^3 product), ours and
+the reference, with ratios: the gap to the physical limit per stage.
 
 Timings on a shared machine drift: compare ratios within one run.
 """
@@ -130,6 +137,8 @@ def _run_variant(args: argparse.Namespace) -> dict:
         rows.append(dict(samples=s, median_s=statistics.median(times), times_s=times,
                          cpu_s=statistics.median(cpu), peak_gib=_peak_bytes(device) / GIB))
     out = dict(variant=args.variant, device=str(device), rows=rows)
+    if args.stage_samples > 0:
+        out["stages"] = _time_stages(args, ours, model if args.variant == "reference" else None, obs, sync)
     if args.variant == "ours":  # the reference computes the same function (float rounding)
         ref = make_reference()
         a = ours.predict(obs[:2], 3, pred_length=args.pred_length, generator=torch.Generator().manual_seed(0))
@@ -142,10 +151,83 @@ def _run_variant(args: argparse.Namespace) -> dict:
     return out
 
 
+def _time_stages(args: argparse.Namespace, ours, reference, obs, sync) -> dict:
+    """Median wall and CPU seconds of each stage (encode, ``num_timesteps`` denoiser steps, decode) of one
+    prediction with ``--stage-samples`` samples per window, timed separately (inputs made beforehand)."""
+    import torch
+
+    s = args.stage_samples
+    dtype = torch.bfloat16 if args.variant == "ours_bf16" else None
+    with torch.no_grad():
+        if reference is None:
+            encode = lambda: ours.condition(obs)  # noqa: E731
+            z_past = encode()
+            x_cond = z_past.repeat_interleave(s, dim=0)
+            denoise = lambda: ours.diffusion.sample(batch_size=x_cond.shape[0], x_cond=x_cond,  # noqa: E731
+                                                    network_dtype=dtype)
+            latents = denoise()
+            decode = lambda: ours.decode_latents(obs, latents, s, args.pred_length)  # noqa: E731
+        else:
+            encode = lambda: torch.tanh(reference.autoencoder(obs))  # noqa: E731
+            z_past = encode()
+            x_cond = z_past.repeat_interleave(s, dim=0)
+            denoise = lambda: reference.diffusion.sample(batch_size=x_cond.shape[0], x_cond=x_cond,  # noqa: E731
+                                                         sampler="ancestral")
+            latents = denoise()
+            obs_rep = obs.repeat_interleave(s, dim=0)[:, -2:]
+            decode = lambda: reference.autoencoder.decoder(obs_rep, latents, args.pred_length)  # noqa: E731
+        decode()
+        stages = {}
+        for _ in range(max(3, args.repeats)):  # stages interleaved, median of the repeats
+            for name, fn in (("encode", encode), ("denoise", denoise), ("decode", decode)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                sync()
+                stages.setdefault(name, {"wall": [], "cpu": []})
+                stages[name]["wall"].append(time.perf_counter() - t0)
+                stages[name]["cpu"].append(time.process_time() - c0)
+    return {k: {c: statistics.median(v[c]) for c in v} for k, v in stages.items()}
+
+
+def _stage_report(args: argparse.Namespace, runs: dict, key: str) -> None:
+    """Per stage: time, achieved GFLOP/s, fraction of the measured float32 matmul peak; ours/reference ratios."""
+    import torch
+
+    from _stage_flops import measured_peak_gflops, stage_flops
+
+    torch.set_num_threads(args.threads)
+    ours, _ = _models(torch.device("cpu"))
+    den = ours.diffusion.model
+    flops = stage_flops(ours.autoencoder, den, args.batch, args.stage_samples, 30, args.pred_length,
+                        int(ours.diffusion.num_timesteps))
+    peak = measured_peak_gflops()
+    clock = "cpu" if key == "cpu_s" else "wall"
+    print(f"\nper stage, {args.batch} windows x {args.stage_samples} samples ({clock} clock, median over "
+          f"{len(next(iter(runs.values())))} interleaved runs x the repeats); measured fp32 matmul peak "
+          f"{peak['peak'][clock]:.0f} GFLOP/s ({', '.join(f'{k} {v[clock]:.0f}' for k, v in peak.items() if k != 'peak')}"
+          f"; {args.threads} threads)")
+    print(f"{'stage':>8} {'GFLOP':>8} | " + " | ".join(f"{v + ' [s]':>16} {'GFLOP/s':>8} {'%peak':>6}" for v in runs)
+          + "".join(f" | {'ref/' + v:>12}" for v in runs if v != "reference" and "reference" in runs))
+    for stage in ("encode", "denoise", "decode", "total"):
+        fl = sum(flops.values()) if stage == "total" else flops[stage]
+        line = f"{stage:>8} {fl / 1e9:>8.2f} | "
+        times = {}
+        for v, results in runs.items():
+            per_run = [sum(r["stages"][st][clock] for st in ("encode", "denoise", "decode")) if stage == "total"
+                       else r["stages"][stage][clock] for r in results]
+            times[v] = statistics.median(per_run)
+        line += " | ".join(f"{times[v]:>16.3f} {fl / times[v] / 1e9:>8.1f} {100 * fl / times[v] / 1e9 / peak['peak'][clock]:>5.0f}%"
+                           for v in runs)
+        line += "".join(f" | {'x%.2f' % (times['reference'] / times[v]):>12}" for v in runs
+                        if v != "reference" and "reference" in runs)
+        print(line)
+
+
 def _spawn(args: argparse.Namespace, variant: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_child", "--variant", variant, "--device", args.device,
            "--threads", str(args.threads), "--batch", str(args.batch), "--pred-length", str(args.pred_length),
-           "--repeats", str(args.repeats), "--sizes", ",".join(map(str, args.sizes)), "--clock", args.clock]
+           "--repeats", str(args.repeats), "--sizes", ",".join(map(str, args.sizes)), "--clock", args.clock,
+           "--stage-samples", str(args.stage_samples)]
     t0 = time.time()
     env = dict(os.environ)
     if variant == "ours_generic":
@@ -172,6 +254,10 @@ def main() -> None:
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="time used for samples/s and ratios: wall clock, or the process's CPU time (user+sys; "
                         "robust on a busy shared machine, meaningful with --threads 1)")
+    p.add_argument("--stage-samples", type=int, default=10,
+                   help="samples per window of the per-stage timing (encode / denoiser steps / decode), 0: off")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="interleaved rounds: every variant runs once per round (A, B, A, B, ...); medians")
     p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -181,10 +267,24 @@ def main() -> None:
         return
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    runs: dict = {v: [] for v in variants}
+    for rnd in range(max(1, args.rounds)):  # interleaved: drift of a shared machine hits every variant alike
+        for v in variants:
+            print(f"running {v} (round {rnd + 1}) ...", file=sys.stderr, flush=True)
+            runs[v].append(_spawn(args, v))
     results = {}
-    for v in variants:
-        print(f"running {v} ...", file=sys.stderr, flush=True)
-        results[v] = _spawn(args, v)
+    for v, rs in runs.items():  # median over rounds of each row's times
+        good = [r for r in rs if not r.get("failed")]
+        if not good:
+            results[v] = rs[0]
+            continue
+        merged = dict(good[0])
+        merged["rows"] = [dict(row, median_s=statistics.median(g["rows"][i]["median_s"] for g in good),
+                               cpu_s=statistics.median(g["rows"][i]["cpu_s"] for g in good),
+                               peak_gib=max(g["rows"][i]["peak_gib"] for g in good))
+                          for i, row in enumerate(good[0]["rows"])]
+        results[v] = merged
+        runs[v] = good
     load = os.getloadavg()
     print(f"\n{args.batch} windows x S samples x {args.pred_length} frames, AMASS shapes, device {args.device}, "
           f"{args.threads} threads, load avg {load[0]:.1f}/{load[1]:.1f}")
@@ -213,6 +313,8 @@ def main() -> None:
         r = results["ours"]
         print(f"ours vs reference outputs: max |diff| {r['max_abs_diff_vs_reference']:.2e} (float32); bf16 "
               f"sampling: max |diff| {r['max_abs_diff_bf16']:.2e} (mean |output| {r['mean_abs_output']:.2e})")
+    if args.stage_samples > 0 and args.device == "cpu":
+        _stage_report(args, {v: rs for v, rs in runs.items() if rs and "stages" in rs[0]}, key)
     s_est = 50 if 50 in args.sizes else args.sizes[-1]
     for v, rows in ok.items():
         rate = args.batch * s_est / rows[s_est][key]  # samples per second

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from skeleton_diffusion.nn.graph.kernels import TypeGroups, grouped_linear, run_chunks, tanh_
-from skeleton_diffusion.nn.graph.layers import StaticGraphLinear
+from skeleton_diffusion.nn.graph.kernels import TypeGroups, gemm_backend, grouped_linear, run_chunks, tanh_
+from skeleton_diffusion.nn.graph.layers import OPTIMIZER_STEPS, StaticGraphLinear
 
 if TYPE_CHECKING:  # pragma: no cover
     from skeleton_diffusion.methods.skeleton_diffusion.denoiser import Denoiser, ResnetBlock
@@ -38,15 +38,36 @@ __all__ = ["CHUNK_ROWS", "distinct_steps", "forward"]
 CHUNK_ROWS = 200
 
 
+def _node_weights(lin: StaticGraphLinear, groups: TypeGroups) -> tuple[Tensor, Optional[Tensor]]:
+    """``(w [N, in, out], b [N, 1, out] | None)``: the per-type float32 weights gathered to every node, in the
+    grouped node order, cached on the layer until a parameter changes (key: storage, in-place version,
+    :data:`~skeleton_diffusion.nn.graph_layers.OPTIMIZER_STEPS`, as ``inference_node_parameters``)."""
+    key = (OPTIMIZER_STEPS[0], tuple(groups.perm.tolist())) + tuple(
+        None if p is None else (p.data_ptr(), p._version, p.dtype) for p in (lin.weight, lin.bias))
+    cache = lin.__dict__.get("_fast_node_weights")
+    if cache is None or cache[0] != key:
+        types = lin.node_type_index.index_select(0, groups.perm)
+        w = lin.weight.detach().index_select(0, types).transpose(1, 2).float().contiguous()
+        b = None if lin.bias is None else lin.bias.detach().index_select(0, types).float().unsqueeze(1)
+        lin.__dict__["_fast_node_weights"] = cache = (key, (w, b))
+    return cache[1]
+
+
 class _Graph:
     """A :class:`StaticGraphLinear` prepared for node-major products in the type-grouped node order of ``groups``:
-    mixing matrix and one weight (and bias) per node type."""
+    mixing matrix and one weight (and bias) per node type; where MKL runs its AVX-512 kernels
+    (:func:`~skeleton_diffusion.nn.cpu_kernels.gemm_backend` ``'mkl'``, float32) one per-node batched product
+    with cached per-node weights instead (~8 % faster for the whole denoiser; the cache holds N/types times the
+    weights)."""
 
-    __slots__ = ("g", "weights", "biases", "out", "groups")
+    __slots__ = ("g", "weights", "biases", "out", "groups", "node_w", "node_b")
 
     def __init__(self, lin: StaticGraphLinear, dtype: torch.dtype, groups: TypeGroups) -> None:
         self.groups = groups
         self.g = groups.mixing(lin.influence()).to(dtype)
+        self.node_w = self.node_b = None
+        if dtype == torch.float32 and lin.per_type and len(groups.groups) > 1 and gemm_backend() == "mkl":
+            self.node_w, self.node_b = _node_weights(lin, groups)
         w = lin.weight.to(dtype)
         b = None if lin.bias is None else lin.bias.to(dtype)
         if lin.per_type:
@@ -60,7 +81,10 @@ class _Graph:
     def __call__(self, x: Tensor) -> Tensor:
         """``x [N, R, in]`` (grouped order, contiguous) -> ``G @ (W_n x_n + b_n)`` ``[N, R, out]``."""
         n, r, _ = x.shape
-        y = grouped_linear(x, self.groups, self.weights, self.biases)
+        if self.node_w is not None:
+            y = (torch.bmm(x, self.node_w) if self.node_b is None else torch.baddbmm(self.node_b, x, self.node_w))
+        else:
+            y = grouped_linear(x, self.groups, self.weights, self.biases)
         return torch.mm(self.g, y.view(n, -1)).view(n, r, self.out)
 
 
@@ -131,6 +155,10 @@ class _Mix:
             return self.lin(xn).add_(x)
         n, r, _ = x.shape
         h, d = self.heads, self.dim_head
+        if x.dtype == torch.float32:  # strided batched products on views: no layout copies (1.5x faster here)
+            q, k, v = self.qkv(xn).view(n, r, 3, h, d).permute(2, 1, 3, 0, 4).unbind(0)  # [R, h, N, d]
+            att = torch.matmul(q, k.transpose(-1, -2)).mul_(self.scale).softmax(dim=-1)
+            return self.to_out(torch.matmul(att, v).permute(2, 0, 1, 3).reshape(n, r, h * d)).add_(x)
         qkv = self.qkv(xn).view(n, r * 3 * h, d).transpose(0, 1).reshape(r, 3, h, n, d)
         q, k, v = (qkv[:, i].reshape(r * h, n, d) for i in range(3))  # [R*h, N, d]
         # explicit softmax(q k^T * scale) v: the fused CPU kernel is slower for 21 tokens of 32 features

@@ -176,7 +176,10 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     n, bsz, hs = h0.shape
     const = pc.dim() == 3
     fast = cpu_kernels.fast_path_enabled(h0)  # oneDNN products and the sigmoid-based tanh (nn/cpu_kernels.py)
-    if fast:
+    # where MKL runs its AVX-512 kernels (Intel CPUs), one per-node batched product per step beats 13 per-type
+    # calls (decoding 160 x 120 frames: 515 -> 420 ms); elsewhere oneDNN's per-type products are twice as fast
+    grouped = fast and cpu_kernels.gemm_backend() == "onednn"
+    if grouped:
         groups = node_groups if node_groups is not None else cpu_kernels.TypeGroups(list(range(n)), n)
         w_groups = [w_hh_t[int(groups.perm[lo])].t().contiguous() for lo, _, _ in groups.groups]  # [3H, H] each
         pc, h0, gseq = groups.permute(pc), groups.permute(h0).contiguous(), groups.mixing_seq(gseq)
@@ -196,7 +199,7 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     h = h0
     for t in range(steps):
         g = gseq[t]
-        if fast:
+        if grouped:
             cpu_kernels.grouped_linear(h, groups, w_groups, add=pc if const else pc[:, t], out=y)
         else:
             torch.baddbmm(pc if const else pc[:, t], h, w_hh_t, out=y)
@@ -213,7 +216,7 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
         h = h_new
         if out_proj is not None:
             torch.bmm(h, out_proj, out=proj[t])
-    if fast:  # back to the original node order
+    if grouped:  # back to the original node order
         h = groups.restore(h)
         if out_proj is not None:
             proj = groups.restore(proj, 1)

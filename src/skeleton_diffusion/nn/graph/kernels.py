@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["onednn_linear_available", "fast_path_enabled", "fast_path_dtype", "linear", "TypeGroups",
-           "grouped_linear", "tanh_", "run_chunks"]
+           "grouped_linear", "gemm_backend", "tanh_", "run_chunks"]
 
 _PROBES: dict = {}  # dtype -> whether oneDNN's linear works and agrees with F.linear in that dtype
 
@@ -132,6 +132,20 @@ def grouped_linear(x: Tensor, groups: "TypeGroups", weights: Sequence[Tensor],
     ``out[n] = x[n] @ weights[k].T (+ biases[k]) (+ add[n])`` for node n in group k. Returns ``[N, R, out]``."""
     n, r, fin = x.shape
     fout = weights[0].shape[0]
+    if x.dtype == torch.float32 and gemm_backend() == "mkl":  # products written in place: no concatenation
+        y = x.new_empty(n, r, fout) if out is None else out.view(n, r, fout)
+        for k, (lo, hi, _) in enumerate(groups.groups):
+            xs, ys = x[lo:hi].reshape(-1, fin), y[lo:hi].view(-1, fout)
+            b = None if biases is None else biases[k]
+            if add is not None:
+                torch.addmm(add[lo:hi].reshape(-1, fout), xs, weights[k].t(), out=ys)
+                if b is not None:
+                    ys.add_(b)
+            elif b is not None:
+                torch.addmm(b, xs, weights[k].t(), out=ys)
+            else:
+                torch.mm(xs, weights[k].t(), out=ys)
+        return y
     parts = []
     for k, (lo, hi, _) in enumerate(groups.groups):
         xs = x[lo:hi].reshape(-1, fin)
@@ -148,8 +162,53 @@ def grouped_linear(x: Tensor, groups: "TypeGroups", weights: Sequence[Tensor],
     return y.view(n, r, fout)
 
 
+_GEMM: dict = {}
+
+
+def gemm_backend() -> str:
+    """Library of the float32 products of :func:`grouped_linear`: ``'onednn'`` or ``'mkl'`` (cached).
+
+    MKL selects its kernels by CPU vendor: on Intel CPUs it runs its AVX-512 code and is as fast as oneDNN, and
+    its ``out=`` variants let every type's product be written in place (no concatenation, ~10 % of a denoiser
+    pass); on other vendors oneDNN is about twice as fast. ``SKELETON_DIFFUSION_CPU_GEMM=mkl|onednn`` overrides
+    the choice (default ``auto``: MKL on ``GenuineIntel``)."""
+    if "backend" not in _GEMM:
+        choice = os.environ.get("SKELETON_DIFFUSION_CPU_GEMM", "auto").strip().lower()
+        if choice not in ("mkl", "onednn"):
+            vendor = ""
+            try:
+                with open("/proc/cpuinfo") as f:
+                    vendor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+            except OSError:
+                pass
+            choice = "mkl" if vendor == "GenuineIntel" and torch.backends.mkl.is_available() else "onednn"
+        _GEMM["backend"] = choice
+    return _GEMM["backend"]
+
+
+def _sigmoid_tanh_faster() -> bool:
+    """Whether ``2 sigmoid(2x) - 1`` beats ``torch.tanh_`` on this CPU (timed once on 256 K floats, cached; on
+    the AMD EPYC box the sigmoid form was ~3x faster, on an Intel Xeon ``tanh_`` is ~2.5x faster)."""
+    if "sigmoid_tanh" not in _GEMM:
+        import time
+
+        x = torch.linspace(-3.0, 3.0, 1 << 18)
+        best = {True: float("inf"), False: float("inf")}
+        for _ in range(3):
+            for use_sigmoid in (True, False):
+                t0 = time.perf_counter()
+                (x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0) if use_sigmoid else x.tanh_())
+                best[use_sigmoid] = min(best[use_sigmoid], time.perf_counter() - t0)
+                x.copy_(torch.linspace(-3.0, 3.0, 1 << 18))
+        _GEMM["sigmoid_tanh"] = best[True] < best[False]
+    return _GEMM["sigmoid_tanh"]
+
+
 def tanh_(x: Tensor) -> Tensor:
-    """In-place ``tanh`` as ``2 sigmoid(2x) - 1`` (see the module docstring); returns ``x``."""
+    """In-place ``tanh``; as ``2 sigmoid(2x) - 1`` (see the module docstring) where that is faster on this CPU
+    (:func:`_sigmoid_tanh_faster`); returns ``x``."""
+    if x.dtype == torch.float32 and not _sigmoid_tanh_faster():  # (bfloat16 sampling keeps the sigmoid form)
+        return x.tanh_()
     return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
