@@ -14,12 +14,12 @@ evalall() { name=$1; [ -f $O/eval/$name/done ] || { nice -n 10 $PY eval.py task=
 V="model.num_epochs=4 model.num_iter_perepoch=$IT model.batch_size=32"
 for run in ${RUNS:-csdi_iso graph_iso csdi_refiner graph_refiner csdi_diag csdi_skel}; do
   case $run in
-    csdi_iso)      train $run method=diffhpe $V ;;
-    graph_iso)     train $run method=diffhpe $V model.lifter.denoiser_type=graph model.lifter.denoiser.hidden=96 model.lifter.denoiser.layers=5 model.lifter.denoiser.heads=4 ;;
-    csdi_refiner)  train $run method=diffhpe $V model.lifter.mode=refiner ;;
-    graph_refiner) train $run method=diffhpe $V model.lifter.mode=refiner model.lifter.denoiser_type=graph model.lifter.denoiser.hidden=96 model.lifter.denoiser.layers=5 model.lifter.denoiser.heads=4 ;;
-    csdi_diag)     train $run method=diffhpe $V model.lifter.noise=diagonal ;;
-    csdi_skel)     train $run method=diffhpe $V model.lifter.noise=skeleton ;;
+    csdi_iso)      train $run method=diffhpe_ours $V ;;
+    graph_iso)     train $run method=diffhpe_ours $V model.lifter.denoiser_type=graph model.lifter.denoiser.hidden=96 model.lifter.denoiser.layers=5 model.lifter.denoiser.heads=4 ;;
+    csdi_refiner)  train $run method=diffhpe_ours $V model.lifter.mode=refiner ;;
+    graph_refiner) train $run method=diffhpe_ours $V model.lifter.mode=refiner model.lifter.denoiser_type=graph model.lifter.denoiser.hidden=96 model.lifter.denoiser.layers=5 model.lifter.denoiser.heads=4 ;;
+    csdi_diag)     train $run method=diffhpe_ours $V model.lifter.noise=diagonal ;;
+    csdi_skel)     train $run method=diffhpe_ours $V model.lifter.noise=skeleton ;;
   esac
   evalall $run
 done

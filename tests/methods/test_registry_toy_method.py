@@ -175,7 +175,8 @@ def test_unknown_method_names_the_nearest_one():
         registry.get_method("crosdiff")
     assert registry.get_method("ZeroVelocityBaseline").name == "zero_velocity"
     assert registry.get_method("supervised").name == "supervised_lifter"
-    assert set(registry.available_methods("lifting")) == {"supervised_lifter", "diffpose", "diffhpe"}
+    assert set(registry.available_methods("lifting")) == {"supervised_lifter", "diffpose", "diffhpe", "diffpose_ours",
+                                                           "diffhpe_ours"}
 
 
 def test_checkpoint_without_method_is_skeleton_diffusion(tmp_path):

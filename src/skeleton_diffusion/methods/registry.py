@@ -103,11 +103,18 @@ _BUILTIN: tuple[MethodSpec, ...] = (
                "supervised 2D->3D lifter (residual MLP)",
                {"train": "lifter:train", "load": "lifter:load_run"}, aliases=("supervised",)),
     MethodSpec("diffpose", ("lifting",), f"{_PKG}.diffpose",
-               "DiffPose (CVPR 2023): 2D->3D lifting by diffusion from a prior pose",
-               {"train": "lifter:train", "load": "lifter:load_run", "convert": "checkpoint:convert"}),
+               "DiffPose (CVPR 2023): 2D->3D lifting by diffusion from a prior pose (official GCNdiff + GCNpose)",
+               {"train": "lifter:train", "load": "lifter:load_run", "convert": "checkpoint:convert"},
+               aliases=("gcnpose",)),
     MethodSpec("diffhpe", ("lifting",), f"{_PKG}.diffhpe",
-               "DiffHPE (ICCV-W 2023): diffusion-based 3D human pose estimation",
+               "DiffHPE (ICCV-W 2023): diffusion-based 3D human pose estimation (official LiftingDiffusionModel)",
                {"train": "lifter:train", "load": "lifter:load_run", "convert": "run:convert"}),
+    MethodSpec("diffpose_ours", ("lifting",), f"{_PKG}.diffpose",
+               "our DiffPose variant on the shared lifting core (prior trained jointly, noise options)",
+               {"train": "lifter:train", "load": "lifter:load_run"}),
+    MethodSpec("diffhpe_ours", ("lifting",), f"{_PKG}.diffhpe",
+               "our DiffHPE variant on the shared lifting core (CSDI denoiser, x0 prediction, noise options)",
+               {"train": "lifter:train", "load": "lifter:load_run"}),
 )
 
 _REGISTRY: dict[str, MethodSpec] = {}

@@ -1,4 +1,8 @@
-"""Trainer of the 2D->3D lifting methods (``train_lifting.py``): supervised, DiffPose, DiffHPE.
+"""Trainer of the 2D->3D lifting methods (``train_lifting.py``): supervised, DiffPose, DiffHPE (official and ours).
+
+The model and its loss come from the method: ``model.lifter._target_`` builds an ``nn.Module`` offering
+``training_loss(pose_2d, mask, pose_3d) -> (loss, logs)`` and ``predict(pose_2d, mask, num_samples)``; one with
+``prepare_training()`` gets it called once before training (official DiffPose: load the pre-trained GCNpose prior).
 
 Reuses the Ignite pieces of the motion-prediction trainers unchanged: :func:`~.launch.setup_run` (run folder,
 resume), :func:`~.launch.launch` (single / multi-process), :func:`~.launch.build_train_loader` (resumable
@@ -76,13 +80,17 @@ def train(setup: RunSetup) -> dict[str, Any]:
     m = cfg.model
     device, seed = seeded_device(cfg)
     data = load_lifting_dataset(cfg.dataset, cfg.dataset_main_path)
-    model = build_lifting_model(m, data).to(device)
+    model = build_lifting_model(m, data)
+    if hasattr(model, "prepare_training"):   # official models: load a pre-trained prior / the error statistics
+        model.prepare_training()
+    model = model.to(device)
     frames = int(m.lifter.frames)
     train_ds = LiftingWindows(data, "train", window=frames, stride=int(m.get("train_stride", 1)))
     loader, sampler = build_train_loader(train_ds, batch_size=int(m.batch_size), seed=seed,
                                          num_workers=int(m.get("num_workers", 0)), drop_last=True)
     epoch_length = int(m.num_iter_perepoch) if m.get("num_iter_perepoch") else len(loader)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(m.lr))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=float(m.lr),
+                                 weight_decay=float(m.get("weight_decay", 0.0)), eps=float(m.get("adam_eps", 1e-8)))
     lr_scheduler = lr_scheduler_from_config(optimizer, m)
     ema = ema_from_config(model, m)
     occlusion = str(m.get("train_occlusion", "none"))
@@ -109,7 +117,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
         objects["ema"] = ema
     if lr_scheduler is not None:
         objects["lr_scheduler"] = lr_scheduler
-    meta = make_meta("lifting", data.skeleton, dataset=str(cfg.dataset.dataset_name), method=str(m.lifter.method),
+    meta = make_meta("lifting", data.skeleton, dataset=str(cfg.dataset.dataset_name), method=str(m.get("method") or m.lifter.method),
                      frames=frames, config=OmegaConf.to_container(cfg, resolve=True))
     keep_last, keep_every = retention_from_config(cfg, 1)  # checkpoints.{keep_last,keep_every} (README "Checkpoints")
     periodic = CheckpointSaver(run.checkpoints, objects, meta, n_saved=keep_last, keep_every=keep_every)

@@ -1,7 +1,9 @@
-"""DiffHPE as a lifter on our diffusion core (``method=diffhpe``): registry hooks.
+"""DiffHPE lifters (``method=diffhpe`` official, ``diffhpe_ours``): registry hooks.
 
-Training and evaluation share :mod:`skeleton_diffusion.training.lifting` (one lifting trainer) and the network
-builder :func:`skeleton_diffusion.nn.lifting.lifter.build_lifter`, selected by ``configs/method/<name>.yaml``.
+Training and evaluation share :mod:`skeleton_diffusion.training.lifting` (one lifting trainer); the config's
+``model.lifter._target_`` picks the network: the official one (:class:`skeleton_diffusion.methods.diffhpe.trainable.OfficialDiffHPE`,
+``configs/method/diffhpe.yaml``) or ours (:func:`skeleton_diffusion.nn.lifting.lifter.build_lifter`,
+``configs/method/diffhpe_ours.yaml``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""DiffPose as a lifter on our diffusion core (``method=diffpose``): registry hooks.
+"""DiffPose lifters (``method=diffpose`` official, ``gcnpose`` its prior, ``diffpose_ours``): registry hooks.
 
-Training and evaluation share :mod:`skeleton_diffusion.training.lifting` (one lifting trainer) and the network
-builder :func:`skeleton_diffusion.nn.lifting.lifter.build_lifter`, selected by ``configs/method/<name>.yaml``.
+Training and evaluation share :mod:`skeleton_diffusion.training.lifting` (one lifting trainer); the config's
+``model.lifter._target_`` picks the network: the official one (:class:`skeleton_diffusion.methods.diffpose.trainable.OfficialDiffPose`,
+``configs/method/diffpose.yaml``) or ours (:func:`skeleton_diffusion.nn.lifting.lifter.build_lifter`,
+``configs/method/diffpose_ours.yaml``).
 """
 
 from __future__ import annotations
