@@ -3,7 +3,7 @@
 
     python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset          # CPU dataset, no download
     python train_lifting.py method=diffpose dataset=synthetic_lifting
-    python train_lifting.py method=diffhpe dataset=h36m_lifting model.lifter.noise=skeleton
+    python train_lifting.py method=diffhpe_ours dataset=h36m_lifting model.lifter.noise=skeleton
     python train_lifting.py method=supervised dataset=synthetic_lifting debug=lifting
     python train_lifting.py resume=output/lifting/synthetic_lifting/diffpose/<run>      # resume a run
 """
