@@ -76,3 +76,60 @@ def test_bad_occlusion_and_non_lifting_checkpoint(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2 and "occlusion must be one of" in proc.stderr
+
+
+class _Recorder(torch.nn.Module):
+    """A lifter stub: records what the protocol feeds it and answers the zero pose (every joint at the root)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def predict(self, p2, mask, num_samples, generator=None):
+        self.seen.append((p2.clone(), mask.clone()))
+        return torch.zeros(p2.shape[0], num_samples, p2.shape[1], p2.shape[2], 3)
+
+
+@pytest.mark.parametrize("occlusion", ["none", "rand_joints", "struct_joints", "frames", "arms_legs", "noisy"])
+def test_lifting_protocol_feeds_exactly_the_occluded_input_and_scores_in_mm(data, occlusion):
+    """What ``evaluate_lifting`` feeds the model: the dataset's 2D where the mask is 1 (bit for bit), exactly the
+    fill value 0 where it is 0, and only the joints / frames the occlusion names are masked. The zero answer
+    scores MPJPE = the mean root-relative joint distance of the data, in millimetres."""
+    from skeleton_diffusion.data.augment.corruption import joint_groups
+    from skeleton_diffusion.data.windows.lifting import LiftingWindows, load_lifting
+    from skeleton_diffusion.tasks.lifting.protocol import evaluate_lifting
+
+    lift = load_lifting(next((data / "processed" / "SyntheticLifting").glob("*.npz")))
+    windows = LiftingWindows(lift, "test", window=9, stride=9)
+    rec = _Recorder()
+    res = evaluate_lifting(rec, windows, occlusion=occlusion, num_samples=2, batch_size=8, seed=0,
+                           device=torch.device("cpu"), mean_pose=torch.zeros(len(lift.joint_names), 3))
+    clean = torch.stack([windows[i][0] for i in range(len(windows))])
+    p2, mask = (torch.cat(x) for x in zip(*rec.seen))
+    assert p2.shape == clean.shape and mask.shape == clean.shape[:3]
+    kept, dropped = mask == 1, mask == 0
+    assert bool((kept | dropped).all())
+    assert torch.equal(p2[dropped], torch.zeros_like(p2[dropped]))          # the fill value, exactly
+    groups = joint_groups(lift.joint_names)
+    if occlusion == "noisy":
+        assert bool(kept.all())
+        # noise_std = 0.01 by default: the added noise has that std (its estimate over ~thousands of values)
+        assert float((p2 - clean).std()) == pytest.approx(0.01, rel=0.1)
+    else:
+        assert torch.equal(p2[kept], clean[kept])                             # untouched, bit for bit
+    if occlusion in ("none", "noisy"):
+        assert not bool(dropped.any())
+    else:
+        assert bool(dropped.any()) and not bool(dropped[..., 0].all())
+        masked_joints = set(torch.nonzero(dropped.any(dim=(0, 1))).flatten().tolist())
+        allowed = {"rand_joints": set(range(1, len(lift.joint_names))), "struct_joints": set(groups["right_leg"]),
+                   "frames": set(range(len(lift.joint_names))),
+                   "arms_legs": set(groups["right_leg"] + groups["left_arm"])}[occlusion]
+        assert masked_joints <= allowed, masked_joints - allowed
+        if occlusion == "frames":                                             # whole frames go
+            assert torch.equal(dropped.all(dim=2), dropped.any(dim=2))
+    gt = torch.stack([windows[i][1] for i in range(len(windows))]).double()
+    want_mm = float((gt - gt[..., :1, :]).norm(dim=-1).mean()) * 1000.0
+    assert 50 < want_mm < 1000                                                 # a human body in millimetres
+    assert float(res["metrics"]["MPJPE"]) == pytest.approx(want_mm, rel=1e-6)
+    assert float(res["metrics"]["MeanPose_MPJPE"]) == pytest.approx(want_mm, rel=1e-6)
