@@ -35,7 +35,7 @@ def apd(pred: torch.Tensor, *, exact: bool = True) -> torch.Tensor:
             ``|x|^2 + |y|^2 - 2 x.y`` matrix-product path for S > 25. Guarantee of that path: each pairwise
             distance is within ~k·eps32·(|x|^2 + |y|^2) / (2d) of the exact one (cancellation; k ≈ 16 bounds
             what we measured), so it matches the official values to that bound, not bit for bit: the bits
-            depend on the BLAS build, CPU and thread count (tests/test_metrics.py checks the bound).
+            depend on the BLAS build, CPU and thread count (tests/metrics/test_metrics.py checks the bound).
     Returns:
         ``[B]`` metres.
     """

@@ -73,7 +73,7 @@ def test_long_term_dataset_missing_file_hint_and_regeneration(synth, tmp_path):
     shutil.copytree(synth, folder)
     reference = (folder / LONG_TERM_SEGMENTS).read_text()
     (folder / LONG_TERM_SEGMENTS).unlink()
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "dataset" / "synthetic.yaml"
+    cfg = Path(__file__).resolve().parents[2] / "configs" / "dataset" / "synthetic.yaml"
     kw = dict(pose_box_size=1.0, dataset_main_path=root, obs_length=30, pred_length=300, if_long_term_test=True,
               long_term_factor=2.5, augmentation=0)
     import yaml
@@ -113,7 +113,7 @@ def test_regenerate_side_files_without_room_for_long_term_windows_warns(synth, t
     folder = tmp_path / "hmp"
     shutil.copytree(synth, folder)
     (folder / LONG_TERM_SEGMENTS).unlink()
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/dataset/synthetic.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs/dataset/synthetic.yaml").read_text())
     cfg["windows_sec"] = {"history": 0.5, "horizon": 3.0}  # 30 + 450 frames: longer than every 5-6 s clip
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     r = regenerate_side_files(folder, dataset_config=tmp_path / "cfg.yaml", force=False)

@@ -7,7 +7,7 @@ import torch
 from conftest import official_fixture
 from torch import nn
 
-# helpers below are also imported by tests/test_best_of_k.py
+# helpers below are also imported by tests/methods/skeleton_diffusion/test_best_of_k.py
 
 
 def load_diffusion_fixture():

@@ -1,7 +1,7 @@
 """Config keys nothing reads are gone, so setting one is refused instead of silently ignored (issue 30).
 
 Each key below was carried over from the official configs but no code of ours read it: the official command lines
-of the README pass none of them (tests/test_cli_configs.py composes every one), so they are removed rather than
+of the README pass none of them (tests/apps/test_cli_configs.py composes every one), so they are removed rather than
 kept as no-ops, and Hydra refuses an override of a key the config lacks ("Key ... is not in struct")."""
 
 from __future__ import annotations

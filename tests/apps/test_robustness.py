@@ -22,7 +22,7 @@ from skeleton_diffusion.utils.errors import (CheckpointError, ConfigError, DataF
                                              InputError)
 from skeleton_diffusion.utils.io import safe_torch_load
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

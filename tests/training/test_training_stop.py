@@ -20,7 +20,7 @@ from skeleton_diffusion.training.launch import (STOP, StopRequest, TrainingInter
                                                 interrupt_message, resume_command)
 from skeleton_diffusion.utils.io import safe_torch_load
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

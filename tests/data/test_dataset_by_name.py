@@ -14,7 +14,7 @@ import pytest
 
 from skeleton_diffusion.utils.errors import DatasetNotPreparedError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # a LAFAN1-like hierarchy (cm, Y up): what the builder's `--map lafan1` expects
 _TREE = [("Hips", None, (0, 90, 0)), ("LeftUpLeg", "Hips", (10, -5, 0)), ("LeftLeg", "LeftUpLeg", (0, -42, 0)),

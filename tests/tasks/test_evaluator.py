@@ -281,7 +281,7 @@ def test_end_to_end_on_small_synthetic_dataset(tmp_path):
 
     folder = tmp_path / "processed" / "Synthetic" / "hmp"
     assert create_synthetic(["--out", str(folder), "--small"]) in (0, None)
-    cfg = OmegaConf.load(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs/dataset/synthetic.yaml")
+    cfg = OmegaConf.load(__import__("pathlib").Path(__file__).resolve().parents[2] / "configs/dataset/synthetic.yaml")
     sk = get_skeleton("amass")
     ds = data.build_dataset(cfg, "test", pose_box_size=1.2, skeleton=sk, dataset_main_path=tmp_path,
                             if_load_mmgt=True, if_compute_cmd=True)  # fmt: skip

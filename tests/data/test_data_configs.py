@@ -10,7 +10,7 @@ from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES
 from skeleton_diffusion.data.registry import DEFAULT_DATASET_CFGS
 from skeleton_diffusion.skeletons.lookup import get_skeleton
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dataset"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "dataset"
 
 OFFICIAL = {  # num_joints, fps, threshold, dataset_type, precomputed, annotations, test CSV
     "amass": (22, 60, 0.4, "AMASSDataset", "processed/AMASS/hmp/", "annotations/AMASS/hmp/", "segments_test.csv"),

@@ -14,7 +14,7 @@ from skeleton_diffusion.data.windows.hmp import accepted_options
 from skeleton_diffusion.data.windows.hmp_sources import DATASET_TYPES
 from skeleton_diffusion.utils.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from _pipeline_helpers import compose_cfg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 AE = "./output/hmp/amass/autoencoder/June30_11-35-08/checkpoints/checkpoint_300.pt"
 OFFICIAL_COMMANDS = [

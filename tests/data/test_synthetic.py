@@ -21,7 +21,7 @@ from skeleton_diffusion.data.mmgt import read_mmapd_csv, read_mmgt
 from skeleton_diffusion.data.processed import load_processed
 from skeleton_diffusion.skeletons.lookup import get_skeleton
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

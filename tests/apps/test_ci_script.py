@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool(path: Path, body: str) -> None:
@@ -86,7 +86,7 @@ def test_missing_shared_material_is_a_failure_when_ci_requires_it(tmp_path, requ
     without it (a user's clone) the test skips with its reason."""
     env = {**os.environ, "SKELETON_DIFFUSION_SHARED": str(tmp_path / "no_shared"),
            "SKELETON_DIFFUSION_REQUIRE_SHARED": "1" if require else ""}
-    test = "tests/test_metrics.py::test_skeleton_module_matches_official_metric_limbs"
+    test = "tests/metrics/test_metrics.py::test_skeleton_module_matches_official_metric_limbs"
     proc = subprocess.run([sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider", "-rs"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
     if require:

@@ -16,7 +16,7 @@ from ignite.engine import Engine
 
 from skeleton_diffusion.training.loggers import EpochLogger, attach_progress, progress_mode
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^epoch (\d+)/(\d+)  iter (\d+)/(\d+)  loss (\S+)(?:  lr (\S+))?  (\S+) it/s  ETA (\d+:\d\d:\d\d)$")
 
 

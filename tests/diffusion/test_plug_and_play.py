@@ -15,7 +15,7 @@ from skeleton_diffusion.diffusion.trainer1d import Trainer1DAdapter, load_traine
 from skeleton_diffusion.diffusion.covariance import get_cov_from_corr
 from skeleton_diffusion.utils.errors import ConfigError
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "plug_and_play.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "plug_and_play.md"
 
 
 def _snippets() -> list[str]:

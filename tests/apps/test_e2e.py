@@ -15,7 +15,7 @@ import pytest
 
 from _pipeline_helpers import TINY_AE, TINY_DIFF, make_synthetic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 

@@ -21,7 +21,7 @@ import torch
 
 from skeleton_diffusion.utils.errors import SkeletonDiffusionError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Custom:  # a pickled class instance: refused by every loader (no unpickling of code)

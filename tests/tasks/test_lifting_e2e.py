@@ -14,7 +14,7 @@ import pytest
 from _pipeline_helpers import run_repo_command as _run
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
