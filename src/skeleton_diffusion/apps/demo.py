@@ -51,7 +51,7 @@ def quick_commands(out: str) -> list[list[str]]:
         [py, "train_diffusion.py", "debug=diffusion", f"model.pretrained_autoencoder_path={out}/autoencoder",
          f"output_log_path={out}/diffusion", "resume=auto"],
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={out}/diffusion", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval_quick"],
+         "debug=eval", f"results_path={out}/eval_quick", "overwrite=true"],
         [py, "-m", "skeleton_diffusion.apps.demo", "--write-example-obs", f"{out}/obs.npy"],
         [py, "-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={out}/diffusion", f"input={out}/obs.npy",
          f"output={out}/pred_quick.npz", f"gif={out}/pred_quick.gif", "num_samples=5"],
@@ -64,7 +64,7 @@ def pretrained_commands(out: str, model: str = PRETRAINED_DIR) -> list[list[str]
     py = sys.executable
     return [
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={model}/diffusion", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval"],
+         "debug=eval", f"results_path={out}/eval", "overwrite=true"],
         [py, "-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={model}/diffusion", f"input={out}/obs.npy",
          f"output={out}/pred.npz", f"gif={out}/pred.gif", "num_samples=5"],
     ]

@@ -24,7 +24,7 @@ def demo_commands(out: str) -> list[list[str]]:
         [py, "train_diffusion.py", "model=mdm", "debug=mdm", "dataset=synthetic", f"output_log_path={out}/mdm_past",
          "resume=auto"],
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={out}/mdm_past", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval"],
+         "debug=eval", f"results_path={out}/eval", "overwrite=true"],
         [py, "-m", "skeleton_diffusion.apps.demo_mdm", "--write-example-motion", f"{out}/motion.npy"],
         [py, "-m", "skeleton_diffusion.apps.demo", "--write-example-obs", f"{out}/obs.npy"],
         [py, "-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={out}/mdm_past", f"input={out}/obs.npy",

@@ -32,22 +32,33 @@ def _dataset_path(cfg: DictConfig, key: str) -> Path | None:
     return p if p.is_absolute() else Path(str(cfg.dataset_main_path)) / p
 
 
-def results_dir(cfg: DictConfig, checkpoint: Path | None, method: str) -> Path:
-    """``results_path`` (a folder, or a ``*.json`` file whose folder is used) or a default location:
-    ``<run dir>/eval/<dataset>_<split>_<mode>[_longterm][_noisy]/`` for a model, ``output/eval/<method>/...``
-    for a baseline."""
-    if cfg.get("results_path"):
-        p = Path(str(cfg.results_path)).expanduser()
-        return p.parent if p.suffix == ".json" else p
-    tag = f"{cfg.dataset.dataset_name}_{cfg.dataset_split}_{cfg.stats_mode}"
+#: Eval-config keys that change an HMP result; their values are hashed into the default results folder name.
+RESULT_OPTION_KEYS = ("num_samples", "seed", "seeds", "use_ema_weights", "sampling_precision", "noise_seeding",
+                      "dtype", "long_term_factor", "if_compute_apde", "if_compute_fid", "fid_classifier_path",
+                      "if_compute_cmd", "batch_size")
+
+
+def results_dir(cfg: DictConfig, checkpoint: Path | None, method: str) -> Any:
+    """The :class:`~skeleton_diffusion.tasks.results.ResultsTarget`: ``results_path`` (a ``*.json`` file, else a
+    folder) or a default folder unique per evaluated run, checkpoint, dataset, split, mode and options:
+    ``<run dir>/eval/hmp_<dataset>_<split>_<mode>[_longterm][_noisy]_<checkpoint>_<options>/`` for a model,
+    ``output/eval/<method>/hmp_<dataset>_<split>_<mode>..._<options>/`` for a baseline."""
+    from skeleton_diffusion.tasks.results import options_tag, results_target
+
+    tag = f"hmp_{cfg.dataset.dataset_name}_{cfg.dataset_split}_{cfg.stats_mode}"
     if cfg.get("if_long_term_test"):
         tag += "_longterm"
     if cfg.get("if_noisy_obs"):
         tag += f"_noisy{cfg.noise_level}-{cfg.noise_std}"
+    options = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+               for k in RESULT_OPTION_KEYS if (v := cfg.get(k)) is not None}
+    options["task"] = OmegaConf.to_container(cfg.task, resolve=True) if cfg.get("task") is not None else None
     if checkpoint is not None:
         run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-        return run / "eval" / f"{tag}_{checkpoint.stem}"
-    return Path("output") / "eval" / method / tag
+        default = run / "eval" / f"{tag}_{checkpoint.stem}_{options_tag(options)}"
+    else:
+        default = Path("output") / "eval" / method / f"{tag}_{options_tag(options)}"
+    return results_target(cfg.get("results_path"), default)
 
 
 def _check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
@@ -250,14 +261,18 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
             raise ConfigError("if_compute_fid=True needs fid_classifier_path=<h36m_classifier.pth>")
         fid_classifier = load_fid_classifier(cfg.fid_classifier_path).to(device)
 
-    out_dir = results_dir(cfg, ckpt, method)
+    target = results_dir(cfg, ckpt, method)
+    target.check_free(bool(cfg.get("overwrite", False)))  # before the work, not after it
+    out_dir = target.json_file.parent if target.json_file is not None else target.folder
     seeds = list(cfg.seeds) if cfg.get("seeds") else [int(cfg.seed)]
     runs = []
     t0 = time.time()
     for seed in seeds:
         store = None
         if cfg.get("if_store_output"):
-            store = Path(str(cfg.store_output_path)) if cfg.get("store_output_path") else out_dir / "predictions.npz"
+            default_store = (out_dir / f"{target.json_file.stem}_predictions.npz" if target.json_file is not None
+                             else out_dir / "predictions.npz")
+            store = Path(str(cfg.store_output_path)) if cfg.get("store_output_path") else default_store
             if len(seeds) > 1:
                 store = store.with_name(f"{store.stem}_seed{seed}{store.suffix}")
             if world > 1:  # one file per process (its block of windows, in dataset order)
@@ -274,7 +289,8 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
              "world_size": world, "config": OmegaConf.to_container(cfg, resolve=True)}
     if rank != 0:
         return {"paths": {}, "runs": runs}
-    paths = write_results(out_dir, runs if len(runs) > 1 else runs[0], dataset=str(cfg.dataset.dataset_name),
-                          checkpoint=str(ckpt) if ckpt else None, seeds=seeds, extra=extra, print_table=True)
-    print(f"\nresults written to {paths['json'].parent}/ (results.json, results.csv, results.md)")
+    paths = write_results(target, runs if len(runs) > 1 else runs[0], dataset=str(cfg.dataset.dataset_name),
+                          checkpoint=str(ckpt) if ckpt else None, seeds=seeds, extra=extra, print_table=True,
+                          overwrite=bool(cfg.get("overwrite", False)))
+    print(f"\nresults written to {', '.join(str(p) for p in paths.values())}")
     return {"paths": {k: str(v) for k, v in paths.items()}, "runs": runs}
