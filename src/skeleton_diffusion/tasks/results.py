@@ -11,6 +11,7 @@ Files are written atomically (``skeleton_diffusion.utils.io.atomic_write``).
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -290,7 +291,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / RESULT_FILES[0]
     if not path.is_file():
-        raise FileNotFoundError(f"no results file at '{path}'.")
+        raise FileNotFoundError(errno.ENOENT, "no results file (results.json written by eval.py) here", str(path))
     data = json.loads(path.read_text())
     if "metrics" not in data:
         raise DataFormatError(f"'{path}' has no 'metrics' key; not a results.json written by write_results.")

@@ -87,6 +87,25 @@ def check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
     _check_processed_joint_names(cfg, skeleton)
 
 
+def check_dataset_windows(cfg: DictConfig) -> None:
+    """A built dataset whose windows are not the default 0.5 s + 2 s records them (``windows_sec`` in its
+    ``dataset_config.yaml``); refuse a task horizon that differs, naming the overrides that match (instead of a
+    later "segment does not fit a clip" that blames the data). Long-term evaluation has its own windows."""
+    windows = cfg.dataset.get("windows_sec")
+    if not windows or cfg.get("if_long_term_test"):
+        return
+    want = {"history": float(cfg.task.history_sec), "horizon": float(cfg.task.prediction_horizon_sec)}
+    built = {k: float(windows.get(k, want[k])) for k in want}
+    if all(abs(built[k] - want[k]) < 1e-6 for k in want):
+        return
+    raise ConfigError(
+        f"dataset {cfg.dataset.dataset_name} was built with windows of {built['history']:g} s observed + "
+        f"{built['horizon']:g} s predicted (windows_sec in its dataset_config.yaml, written by its create_*_dataset "
+        f"command), but the task asks for {want['history']:g} s + {want['horizon']:g} s. Pass "
+        f"task.history_sec={built['history']:g} task.prediction_horizon_sec={built['horizon']:g} (the model must "
+        "have been trained with these), or rebuild the dataset's windows for the task's horizon.")
+
+
 NOISE_SEEDING = ("per_window", "global")
 
 
@@ -214,6 +233,7 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
                      "deterministic mode (no MMADE/MMFDE)")
         print("note: long-term evaluation has no multimodal ground truth; MMADE/MMFDE are not computed")
         probabilistic, stats_mode = False, "deterministic"
+    check_dataset_windows(cfg)
     kwargs: dict[str, Any] = dict(obs_length=obs_length, pred_length=pred_length, pose_box_size=pose_box_size,
                                   skeleton=skeleton, dataset_main_path=cfg.dataset_main_path,
                                   if_load_mmgt=probabilistic, if_compute_cmd=bool(cfg.if_compute_cmd),
