@@ -11,7 +11,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from skeleton_diffusion.config.cli import run_cli
+from skeleton_diffusion.config.model_keys import check_model_overrides
 from skeleton_diffusion.methods import registry
+from skeleton_diffusion.training.launch import cli_overrides
 from skeleton_diffusion.training.run_dir import check_resume_stage
 
 
@@ -20,6 +22,7 @@ def train_from_config(cfg: DictConfig, hook: str = "train") -> Any:
     errors as one paragraph and exit status 2."""
     def _train(c: DictConfig) -> Any:
         check_resume_stage(c)  # before anything reads the wrong run's config (issue 28 item 5)
+        check_model_overrides(cli_overrides())  # +model.num_epoch=1: refused, not ignored (issue 28 item 11)
         return registry.train(c, None, hook=hook)
 
     return run_cli(_train, cfg)
