@@ -105,4 +105,7 @@ def test_eval_cli_results_path_json_and_no_silent_overwrite(tmp_path: Path) -> N
     again = _eval(common, work)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert "overwrite=true" in again.stderr and "out.json" in again.stderr
-    assert _eval([*common, "overwrite=true"], work).returncode == 0
+    third = _eval([*[c for c in common if c != "progress=false"], "overwrite=true"], work)  # progress on, not a TTY
+    assert third.returncode == 0, third.stderr[-2000:]
+    # issue 28 item 11: one line per progress step in a log, no \r redraws (tqdm's bar before)
+    assert "\r" not in third.stdout + third.stderr and "evaluate (seed 0): " in third.stdout

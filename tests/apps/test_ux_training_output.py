@@ -79,3 +79,14 @@ def test_epoch_line_and_bar_mode_report_validation_numbers() -> None:
         text = out.getvalue()
         assert "val_ADE 0.2500" in text and "val_ADE 0.1250" in text
         assert text.count("val_ADE") == 2  # only after the epochs that validated
+
+
+def test_line_progress_writes_plain_lines() -> None:
+    from skeleton_diffusion.training.loggers import LineProgress
+
+    out = io.StringIO()
+    items = list(LineProgress(range(25), desc="evaluate", lines=5, stream=out))
+    assert items == list(range(25))
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == 5
+    assert lines[0].startswith("evaluate: 5/25 (20%)") and lines[-1].startswith("evaluate: 25/25 (100%)")

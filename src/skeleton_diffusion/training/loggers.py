@@ -281,3 +281,38 @@ def attach_progress(engine: Any, progress: bool, *, optimizer: torch.optim.Optim
         ValidationPrinter(stream).attach(engine)
         return attach_progress_bar(engine, True, metric_names=metric_names)
     return EpochLogger(optimizer, stream=stream).attach(engine)
+
+
+class LineProgress:
+    """Iterate ``iterable`` writing one plain line per progress step to ``stream`` (for logs that are files or pipes,
+    where a tqdm bar's ``\\r`` redraws pile up): ``evaluate: 12/40 (30%)  1.9 s/it  ETA 0:00:53``, about ``lines``
+    lines in all (every step when there are fewer)."""
+
+    def __init__(self, iterable: Any, *, desc: str = "progress", total: int | None = None, lines: int = 10,
+                 stream: IO[str] | None = None) -> None:
+        self.iterable = iterable
+        self.desc = desc
+        self.stream = stream
+        try:
+            self.total = int(total if total is not None else len(iterable))
+        except TypeError:
+            self.total = 0
+        self.every = max(1, -(-self.total // max(1, lines))) if self.total else 1
+
+    def __len__(self) -> int:
+        return len(self.iterable)
+
+    def __iter__(self) -> Any:
+        t0 = time.perf_counter()
+        n = 0
+        for item in self.iterable:
+            yield item
+            n += 1
+            if n % self.every == 0 or n == self.total:
+                rate = (time.perf_counter() - t0) / n
+                of = f"/{self.total} ({100 * n // self.total}%)" if self.total else ""
+                eta = f"  ETA {_format_duration(rate * (self.total - n))}" if self.total else ""
+                stream = self.stream if self.stream is not None else sys.stdout
+                stream.write(f"{self.desc}: {n}{of}  {rate:.3g} s/it{eta}\n")
+                stream.flush()
+

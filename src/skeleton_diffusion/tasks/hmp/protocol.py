@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from skeleton_diffusion.training.loggers import LineProgress, progress_mode
 from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import ConfigError
@@ -297,9 +298,12 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
                 store = store.with_name(f"{store.stem}_seed{seed}{store.suffix}")
             if world > 1:  # one file per process (its block of windows, in dataset order)
                 store = store.with_name(f"{store.stem}_rank{rank}of{world}{store.suffix}")
-        res = evaluate(predict_fn, loader, skeleton, pose_box_size, stats_mode=stats_mode,
+        show = bool(cfg.get("progress", True)) and rank == 0
+        as_lines = show and progress_mode(True) == "epochs"  # not a terminal: one line per step, no \r redraws
+        batches = LineProgress(loader, desc=f"evaluate (seed {seed})") if as_lines else loader
+        res = evaluate(predict_fn, batches, skeleton, pose_box_size, stats_mode=stats_mode,
                        num_samples=int(cfg.num_samples), mean_motion_per_class=mean_motion, mmapd_gt=mmapd,
-                       device=device, progress=bool(cfg.get("progress", True)), fid_classifier=fid_classifier,
+                       device=device, progress=show and not as_lines, fid_classifier=fid_classifier,
                        store_output=store, seed=int(seed), distributed=world > 1)
         runs.append(res)
     extra = {"method": method, "split": str(cfg.dataset_split), "stats_mode": stats_mode,
