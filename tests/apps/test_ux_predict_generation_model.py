@@ -33,3 +33,11 @@ def test_predict_with_action_mdm_points_to_generate(tmp_path):
     assert "action-conditioned" in text and "not a prediction model" in text
     assert "skeleton_diffusion.apps.generate" in text and "allow_longer" not in text
     assert not (tmp_path / "p.npz").exists()
+    # the demo's use of the action model it trains (make demo-mdm): one motion batch per label, and a GIF
+    from skeleton_diffusion.apps.demo_mdm import generate_actions
+
+    npz = generate_actions(run, tmp_path / "action.npz", num_samples=2)
+    with np.load(npz) as d:
+        motion, actions = d["motion"], d["actions"]
+    assert motion.shape[:2] == (len(actions), 2) and motion.shape[-2:] == (22, 3) and np.isfinite(motion).all()
+    assert (tmp_path / "action.gif").is_file()
