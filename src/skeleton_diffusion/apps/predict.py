@@ -153,7 +153,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     obs = load_observation(inp)
     predictor = load_model(ckpt, device=cfg.get("device", "auto"), use_ema=bool(cfg.get("use_ema", False)))
     condition = getattr(predictor, "condition", None)
-    if condition is not None and str(condition) != "past":  # a generation model (action / text MDM, CrossDiff)
+    if isinstance(condition, str) and condition != "past":  # a generation model (action / text MDM, CrossDiff)
         raise ConfigError(
             f"'{ckpt}' is a {condition}-conditioned generation model: it generates motion from a "
             f"{'caption' if condition == 'text' else 'label' if condition == 'action' else condition}, it does not "
