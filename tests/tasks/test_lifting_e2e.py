@@ -30,7 +30,8 @@ def data(tmp_path_factory) -> Path:
 def test_diffpose_trains_resumes_and_evaluates_under_occlusion(data, tmp_path):
     run = tmp_path / "diffpose"
     common = [f"dataset_main_path={data}", "dataset=synthetic_lifting"]
-    _run(["train_lifting.py", "method=diffpose_ours", "debug=lifting", "model.lifter.noise=skeleton",
+    _run(["train_lifting.py", "method=diffpose_ours", "debug=lifting", "model.num_iter_perepoch=4",
+          "model.lifter.noise=skeleton",
           f"output_log_path={run}", *common])
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.pt").is_file()
     assert any((run / "tb").iterdir())
@@ -56,7 +57,8 @@ def test_diffpose_trains_resumes_and_evaluates_under_occlusion(data, tmp_path):
 
 def test_diffhpe_refiner_video_windows(data, tmp_path):
     run = tmp_path / "diffhpe"
-    _run(["train_lifting.py", "method=diffhpe_ours", "debug=lifting", "model.lifter.mode=refiner",
+    _run(["train_lifting.py", "method=diffhpe_ours", "debug=lifting", "model.num_iter_perepoch=4",
+          "model.lifter.mode=refiner",
           "model.lifter.frames=9", "model.lifter.diffusion.timesteps=10", "model.lifter.test_steps=3",
           "model.lifter.noise=diagonal", f"output_log_path={run}", f"dataset_main_path={data}"])
     out = tmp_path / "eval"

@@ -82,7 +82,7 @@ def test_existing_results_survive_failed_write(tmp_path, monkeypatch):
 
     monkeypatch.setattr(results_mod, "_md_text", boom)  # fails after the JSON/CSV texts are built
     with pytest.raises(RuntimeError, match="disk full"):
-        write_results(tmp_path, _run(1, shift=1.0), dataset="amass")
+        write_results(tmp_path, _run(1, shift=1.0), dataset="amass", overwrite=True)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # nothing half-written or replaced
 
 

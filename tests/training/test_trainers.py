@@ -170,8 +170,12 @@ def test_diffusion_refuses_a_diffusion_checkpoint_as_autoencoder(data_root, ae_r
 def test_setup_run_refuses_different_config(data_root, tmp_path):
     out = tmp_path / "r"
     setup_run(ae_cfg(data_root, out))
-    with pytest.raises(ConfigError, match="different run"):
-        setup_run(ae_cfg(data_root, out, ["model.lr=0.1"]))
+    # a run that never wrote a checkpoint (a failed start) does not block a corrected rerun (issue 28 item 3) ...
+    run = setup_run(ae_cfg(data_root, out, ["model.lr=0.1"])).run
+    (run.checkpoints / "checkpoint_1.pt").write_bytes(b"x")
+    # ... one with checkpoints does
+    with pytest.raises(ConfigError, match="already holds a training run with checkpoints"):
+        setup_run(ae_cfg(data_root, out, ["model.lr=0.2"]))
 
 
 def test_validation_logs_metrics_and_pictures_to_tensorboard(data_root, tmp_path):

@@ -117,7 +117,7 @@ def test_best_by_score(tmp_path: Path) -> None:
     for epoch in range(1, 6):
         best(_engine(epoch))
     names = sorted(p.name for p in tmp_path.glob("checkpoint_*.pt"))
-    assert names == ["checkpoint_2_val_ade=-0.3000.pt", "checkpoint_5_val_ade=-0.1000.pt"]
+    assert names == ["checkpoint_2_val_ade=0.3000.pt", "checkpoint_5_val_ade=0.1000.pt"]  # the ADE, not -ADE
     with pytest.raises(ValueError):
         CheckpointSaver(tmp_path, {"h": holder}, score_name="x")
 

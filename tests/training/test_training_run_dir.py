@@ -38,15 +38,15 @@ def test_layout_and_timestamp(tmp_path: Path) -> None:
 def test_refuses_to_overwrite_another_run(tmp_path: Path) -> None:
     run = prepare_run_dir(tmp_path / "r", _cfg())
     prepare_run_dir(tmp_path / "r", _cfg(device="cpu", output_log_path="else"))  # same run, volatile keys only
-    with pytest.raises(ConfigError, match=r"different run \(config differs in \['model.lr'\]\).*resume="):
-        prepare_run_dir(tmp_path / "r", _cfg(model={"lr": 1e-3}))
     save_checkpoint(run.checkpoints / "checkpoint_1.pt", {"h": _H()})
     with pytest.raises(ConfigError, match="already holds a training run with checkpoints"):
         prepare_run_dir(tmp_path / "r", _cfg())
-    # resuming is allowed; a changed effective config is kept beside the original
+    # resuming is allowed; config.yaml becomes the effective config (a later resume=auto trains on with it), the
+    # previous one is kept beside it (issue 28 item 11)
     prepare_run_dir(tmp_path / "r", _cfg(model={"lr": 1e-3}), resume=True)
-    assert OmegaConf.load(run.config_path).model.lr == 5e-3
-    assert len(list(run.root.glob("config_resumed_*.yaml"))) == 1
+    assert OmegaConf.load(run.config_path).model.lr == 1e-3
+    kept = list(run.root.glob("config_before_resume_*.yaml"))
+    assert len(kept) == 1 and OmegaConf.load(kept[0]).model.lr == 5e-3
     with pytest.raises(CheckpointError, match="does not exist"):
         prepare_run_dir(tmp_path / "missing", _cfg(), resume=True)
 

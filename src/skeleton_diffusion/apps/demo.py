@@ -42,7 +42,7 @@ PRETRAINED_RESTORE = (f"restore it with `git checkout -- {PRETRAINED_DIR}` or tr
 
 def quick_commands(out: str) -> list[list[str]]:
     """The quick part of the demo: dataset, both stages trained from scratch with the small presets, evaluation
-    (``{out}/eval_quick``), the example observation and its futures (``{out}/pred_quick.npz`` / ``.gif``)."""
+    (``{out}/eval_quick``), the zero-velocity baseline's (``{out}/eval_zero_velocity``), the example observation and its futures (``{out}/pred_quick.npz`` / ``.gif``)."""
     py = sys.executable
     return [
         [py, "-m", "skeleton_diffusion.apps.create_synthetic_dataset"],
@@ -51,7 +51,9 @@ def quick_commands(out: str) -> list[list[str]]:
         [py, "train_diffusion.py", "debug=diffusion", f"model.pretrained_autoencoder_path={out}/autoencoder",
          f"output_log_path={out}/diffusion", "resume=auto"],
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={out}/diffusion", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval_quick"],
+         "debug=eval", f"results_path={out}/eval_quick", "overwrite=true"],
+        [py, "eval.py", "dataset=synthetic", "method_specs=zero_velocity", "stats_mode=probabilistic",
+         "debug=eval", f"results_path={out}/eval_zero_velocity", "overwrite=true"],
         [py, "-m", "skeleton_diffusion.apps.demo", "--write-example-obs", f"{out}/obs.npy"],
         [py, "-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={out}/diffusion", f"input={out}/obs.npy",
          f"output={out}/pred_quick.npz", f"gif={out}/pred_quick.gif", "num_samples=5"],
@@ -64,7 +66,7 @@ def pretrained_commands(out: str, model: str = PRETRAINED_DIR) -> list[list[str]
     py = sys.executable
     return [
         [py, "eval.py", "dataset=synthetic", f"checkpoint_path={model}/diffusion", "stats_mode=probabilistic",
-         "debug=eval", f"results_path={out}/eval"],
+         "debug=eval", f"results_path={out}/eval", "overwrite=true"],
         [py, "-m", "skeleton_diffusion.apps.predict", f"checkpoint_path={model}/diffusion", f"input={out}/obs.npy",
          f"output={out}/pred.npz", f"gif={out}/pred.gif", "num_samples=5"],
     ]
@@ -259,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nResults on the synthetic test set (eval.py, 10 samples per window; metres):")
     for label, _, results in models:
         print(f"  {label:27s} {_results_line(results)}")
+    print(f"  {'zero velocity (baseline)':27s} {_results_line(out / 'eval_zero_velocity')}   (the last observed pose "
+          "held: a model must beat it)")
     m0 = motion_summary(out / f"{models[0][1]}.npz", gt_future)
     print(f"\nThe example ({out}/obs.npy): observed joints move at {m0['obs_speed']:.0f} cm/s (hip-relative).")
     gifs = []

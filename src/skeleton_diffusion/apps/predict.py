@@ -152,6 +152,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed = cfg.get("seed", 0)
     obs = load_observation(inp)
     predictor = load_model(ckpt, device=cfg.get("device", "auto"), use_ema=bool(cfg.get("use_ema", False)))
+    condition = getattr(predictor, "condition", None)
+    if isinstance(condition, str) and condition != "past":  # a generation model (action / text MDM, CrossDiff)
+        raise ConfigError(
+            f"'{ckpt}' is a {condition}-conditioned generation model: it generates motion from a "
+            f"{'caption' if condition == 'text' else 'label' if condition == 'action' else condition}, it does not "
+            "continue an observed motion, so it is not a prediction model. Use generate instead: python -m "
+            f"skeleton_diffusion.apps.generate --checkpoint {ckpt} ... (see its --help), or in Python "
+            f"load_model('{ckpt}').generate(...). predict needs a motion-prediction model (MDM condition=past, "
+            "SkeletonDiffusion).")
     sk = predictor.skeleton
     _log.info("model: %s (skeleton %s, %d observed -> %d predicted frames at %g fps) on %s", predictor.checkpoint,
               sk.name, predictor.obs_length, predictor.pred_length, predictor.fps, predictor.device)

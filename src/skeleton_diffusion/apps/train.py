@@ -11,10 +11,18 @@ from typing import Any
 from omegaconf import DictConfig
 
 from skeleton_diffusion.config.cli import run_cli
+from skeleton_diffusion.config.model_keys import check_model_overrides
 from skeleton_diffusion.methods import registry
+from skeleton_diffusion.training.launch import cli_overrides
+from skeleton_diffusion.training.run_dir import check_resume_stage
 
 
 def train_from_config(cfg: DictConfig, hook: str = "train") -> Any:
     """Train the method ``cfg`` selects (``model.method``, ``model.lifter.method`` or the resumed run's), with user
     errors as one paragraph and exit status 2."""
-    return run_cli(lambda c: registry.train(c, None, hook=hook), cfg)
+    def _train(c: DictConfig) -> Any:
+        check_resume_stage(c)  # before anything reads the wrong run's config (issue 28 item 5)
+        check_model_overrides(cli_overrides())  # +model.num_epoch=1: refused, not ignored (issue 28 item 11)
+        return registry.train(c, None, hook=hook)
+
+    return run_cli(_train, cfg)

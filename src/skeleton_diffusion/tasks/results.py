@@ -11,10 +11,13 @@ Files are written atomically (``skeleton_diffusion.utils.io.atomic_write``).
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -31,6 +34,9 @@ __all__ = [
     "write_results",
     "load_results",
     "RESULT_FILES",
+    "ResultsTarget",
+    "results_target",
+    "options_tag",
 ]
 
 RESULT_FILES = ("results.json", "results.csv", "results.md")
@@ -196,8 +202,57 @@ def _md_text(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ResultsTarget:
+    """Where one evaluation writes: ``folder`` (``results.json``, ``results.csv``, ``results.md``), or, when the user
+    named a ``*.json`` file, exactly that one file (``json_file``)."""
+
+    folder: Path
+    json_file: Path | None = None
+
+    def paths(self) -> dict[str, Path]:
+        if self.json_file is not None:
+            return {"json": self.json_file}
+        return {"json": self.folder / RESULT_FILES[0], "csv": self.folder / RESULT_FILES[1],
+                "md": self.folder / RESULT_FILES[2]}
+
+    def sub(self, name: str) -> "ResultsTarget":
+        """The target of one part (e.g. one occlusion type): ``<folder>/<name>/`` or ``<stem>_<name>.json``."""
+        if self.json_file is not None:
+            return ResultsTarget(self.folder, self.json_file.with_name(f"{self.json_file.stem}_{name}.json"))
+        return ResultsTarget(self.folder / name)
+
+    def check_free(self, overwrite: bool = False) -> None:
+        """Refuse (:class:`ConfigError`) when a result already exists here and ``overwrite`` is false."""
+        if overwrite:
+            return
+        taken = [p for p in self.paths().values() if p.exists()]
+        if taken:
+            raise ConfigError(
+                f"'{taken[0]}' already holds an evaluation result; it is never replaced silently. Pass "
+                "overwrite=true to replace it, or results_path=<another folder, or a file ending in .json>.")
+
+
+def results_target(results_path: str | Path | None, default_folder: str | Path) -> ResultsTarget:
+    """``results_path`` ending in ``.json``: that file (only it is written); any other ``results_path``: a folder;
+    none: ``default_folder``."""
+    if results_path in (None, "", "null", "None"):
+        return ResultsTarget(Path(default_folder))
+    p = Path(str(results_path)).expanduser()
+    if p.suffix.lower() == ".json":
+        return ResultsTarget(p.parent, p)
+    return ResultsTarget(p)
+
+
+def options_tag(options: Mapping[str, Any]) -> str:
+    """8 hex digits identifying a set of evaluation options (part of default result folder names, so that
+    evaluations with different options never share a folder)."""
+    text = json.dumps(options, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
 def write_results(
-    out_dir: str | Path,
+    out_dir: str | Path | ResultsTarget,
     results: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
     dataset: str,
@@ -205,16 +260,20 @@ def write_results(
     seeds: Sequence[int | None] | None = None,
     extra: Mapping[str, Any] | None = None,
     print_table: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv`` and ``results.md`` into ``out_dir`` atomically.
+    """Write ``results.json``, ``results.csv`` and ``results.md`` into ``out_dir`` atomically (or, for a
+    :class:`ResultsTarget` naming a ``*.json`` file, only that file).
 
-    Returns ``{'json': path, 'csv': path, 'md': path}``. ``print_table`` also prints :func:`format_table`.
-    A metric whose mean is NaN/inf is never written unflagged: ``results.json`` lists it under
-    ``nonfinite_metrics`` with a ``warning``, ``results.csv`` gets a ``nonfinite_metrics`` column and
+    An existing result is never replaced unless ``overwrite`` (:class:`ConfigError` naming the file).
+    Returns ``{'json': path, 'csv': path, 'md': path}`` (the files written). ``print_table`` also prints
+    :func:`format_table`. A metric whose mean is NaN/inf is never written unflagged: ``results.json`` lists it
+    under ``nonfinite_metrics`` with a ``warning``, ``results.csv`` gets a ``nonfinite_metrics`` column and
     ``results.md`` a warning line; the warning is also logged.
     """
-    out_dir = Path(out_dir)
+    target = out_dir if isinstance(out_dir, ResultsTarget) else ResultsTarget(Path(out_dir))
     summary = summarize(results, dataset=dataset, checkpoint=checkpoint, seeds=seeds, extra=extra)
+    target.check_free(overwrite)
     bad = [m for m, v in summary["metrics"].items() if not math.isfinite(float(v["mean"]))]
     warning = ""
     if bad:
@@ -222,7 +281,7 @@ def write_results(
                    "NaN/inf in the data or predictions); these numbers are not results")
         summary["nonfinite_metrics"], summary["warning"] = bad, warning
         logging.getLogger("skeleton_diffusion.results").warning("%s: %s", out_dir, warning)
-    paths = {"json": out_dir / RESULT_FILES[0], "csv": out_dir / RESULT_FILES[1], "md": out_dir / RESULT_FILES[2]}
+    paths = target.paths()
     texts = {
         "json": json.dumps(summary, indent=2, allow_nan=True, default=str) + "\n",
         "csv": _csv_text(summary),
@@ -246,7 +305,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / RESULT_FILES[0]
     if not path.is_file():
-        raise FileNotFoundError(f"no results file at '{path}'.")
+        raise FileNotFoundError(errno.ENOENT, "no results file (results.json written by eval.py) here", str(path))
     data = json.loads(path.read_text())
     if "metrics" not in data:
         raise DataFormatError(f"'{path}' has no 'metrics' key; not a results.json written by write_results.")

@@ -8,6 +8,7 @@ import datetime as _dt
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -49,7 +50,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _format_score(score: float) -> str:
-    return f"{float(score):.4f}"  # as Ignite's Checkpoint names the official files
+    return f"{float(score):.4f}"
+
+
+#: Score names of error metrics (lower is better): their savers rank by the negated error (Ignite's convention) but
+#: name the file by the error itself (``val_mpjpe=0.0771``, not ``val_mpjpe=-0.0771`` as the official files).
+_ERROR_SCORE = re.compile(r"(ade|fde|mpjpe|loss|err|dist)", re.IGNORECASE)
+
+
+def _is_error_score(score_name: str | None) -> bool:
+    return bool(score_name) and bool(_ERROR_SCORE.search(str(score_name)))
+
+
+def _priority_from_name(score_name: str | None, value: float) -> float:
+    """The ranking score of a file name's value: an error metric's file carries the error (>= 0; the ranking score
+    is its negation) or, in files named the official way, the negated error itself (< 0)."""
+    return -value if _is_error_score(score_name) and value > 0 else value
 
 
 class CheckpointSaver:
@@ -64,7 +80,8 @@ class CheckpointSaver:
         keep_every: periodic savers only: a file whose step is a multiple of ``keep_every`` is kept forever
             (in addition to the newest ``n_saved``); ``None``: no such files.
         score_fn: ``engine -> float``; makes this a best-by-score saver (file name carries the score).
-        score_name: name in the file name, e.g. ``'val_ade'`` (official: ``val_ade`` / ``val_mpjpe``).
+        score_name: name in the file name, e.g. ``'val_ade'`` (official: ``val_ade`` / ``val_mpjpe``). For an error
+            metric (``ade``, ``mpjpe``, ``loss``, ... in the name) the file shows the error, ``val_ade=0.3000``.
         global_step_fn: ``engine -> int`` for the file name; default the trainer's epoch.
         update_last: also point ``last.pt`` at each new file.
 
@@ -127,7 +144,8 @@ class CheckpointSaver:
             scored = _SCORED_RE.match(p.name)
             if self.score_name is not None:
                 if scored and scored.group("prefix") == self.prefix and scored.group("name") == self.score_name:
-                    self.saved.append((float(scored.group("score")), int(scored.group("step")), p))
+                    value = _priority_from_name(self.score_name, float(scored.group("score")))
+                    self.saved.append((value, int(scored.group("step")), p))
             elif not scored:
                 m = _PERIODIC_RE.match(p.name)
                 if m and m.group("prefix") == self.prefix:
@@ -137,7 +155,8 @@ class CheckpointSaver:
     def _filename(self, step: int, score: float | None) -> str:
         if score is None:
             return f"{self.prefix}_{step}.pt"
-        return f"{self.prefix}_{step}_{self.score_name}={_format_score(score)}.pt"
+        shown = -score if _is_error_score(self.score_name) and score <= 0 else score
+        return f"{self.prefix}_{step}_{self.score_name}={_format_score(shown + 0.0)}.pt"
 
     def __call__(self, engine: Any) -> Path | None:
         if getattr(engine.state, "diverged", False):

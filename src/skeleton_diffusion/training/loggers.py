@@ -154,6 +154,52 @@ def _format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def validation_metrics(engine: Any) -> dict[str, float]:
+    """The trainer's validation numbers (``state.metrics['val_*']``, written by the validation step)."""
+    out = {}
+    for k, v in (getattr(engine.state, "metrics", None) or {}).items():
+        if str(k).startswith("val_"):
+            try:
+                out[str(k)] = float(v)
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def new_validation_metrics(before: Mapping[str, float], engine: Any) -> dict[str, float]:
+    """The validation numbers set or changed since ``before`` (i.e. by a validation run during this epoch)."""
+    now = validation_metrics(engine)
+    return {k: v for k, v in now.items() if k not in before or before[k] != v}
+
+
+def format_validation(metrics: Mapping[str, float]) -> str:
+    """``val_ADE 0.5123  val_FDE 0.6011`` (error metrics in metres, 4 decimals)."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+
+
+class ValidationPrinter:
+    """With the tqdm bar: one line ``epoch 3 validation: val_ADE 0.5123 ...`` after each epoch that validated, so
+    validation numbers reach the log (the bar shows only the loss)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        self._before: dict[str, float] = {}
+
+    def attach(self, engine: Any) -> "ValidationPrinter":
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: setattr(self, "_before", validation_metrics(e)))
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._completed)
+        return self
+
+    def _completed(self, engine: Any) -> None:
+        fresh = new_validation_metrics(self._before, engine)
+        if fresh:
+            stream = self.stream if self.stream is not None else sys.stdout
+            stream.write(f"epoch {engine.state.epoch} validation: {format_validation(fresh)}\n")
+            stream.flush()
+
+
 class EpochLogger:
     """One line per epoch (rank 0): ``epoch 3/8  iter 150/400  loss 0.0731  lr 4.8e-03  9.6 it/s  ETA 0:00:26``.
 
@@ -179,6 +225,7 @@ class EpochLogger:
     def _epoch_started(self, engine: Any) -> None:
         self._t_epoch, self._it_epoch = time.perf_counter(), int(engine.state.iteration)
         self._sum, self._n = 0.0, 0
+        self._val_before = validation_metrics(engine)
 
     def _iteration(self, engine: Any) -> None:
         try:
@@ -204,6 +251,9 @@ class EpochLogger:
         if self.optimizer is not None:
             parts.append(f"lr {float(self.optimizer.param_groups[0]['lr']):.3g}")
         parts += [f"{rate:.3g} it/s", f"ETA {_format_duration(eta)}"]
+        fresh = new_validation_metrics(getattr(self, "_val_before", {}), engine)
+        if fresh:
+            parts.append(format_validation(fresh))
         return "  ".join(parts)
 
     def _epoch_completed(self, engine: Any) -> None:
@@ -228,5 +278,41 @@ def attach_progress(engine: Any, progress: bool, *, optimizer: torch.optim.Optim
     if not is_rank_zero():
         return None
     if progress_mode(progress, stream) == "bar":
+        ValidationPrinter(stream).attach(engine)
         return attach_progress_bar(engine, True, metric_names=metric_names)
     return EpochLogger(optimizer, stream=stream).attach(engine)
+
+
+class LineProgress:
+    """Iterate ``iterable`` writing one plain line per progress step to ``stream`` (for logs that are files or pipes,
+    where a tqdm bar's ``\\r`` redraws pile up): ``evaluate: 12/40 (30%)  1.9 s/it  ETA 0:00:53``, about ``lines``
+    lines in all (every step when there are fewer)."""
+
+    def __init__(self, iterable: Any, *, desc: str = "progress", total: int | None = None, lines: int = 10,
+                 stream: IO[str] | None = None) -> None:
+        self.iterable = iterable
+        self.desc = desc
+        self.stream = stream
+        try:
+            self.total = int(total if total is not None else len(iterable))
+        except TypeError:
+            self.total = 0
+        self.every = max(1, -(-self.total // max(1, lines))) if self.total else 1
+
+    def __len__(self) -> int:
+        return len(self.iterable)
+
+    def __iter__(self) -> Any:
+        t0 = time.perf_counter()
+        n = 0
+        for item in self.iterable:
+            yield item
+            n += 1
+            if n % self.every == 0 or n == self.total:
+                rate = (time.perf_counter() - t0) / n
+                of = f"/{self.total} ({100 * n // self.total}%)" if self.total else ""
+                eta = f"  ETA {_format_duration(rate * (self.total - n))}" if self.total else ""
+                stream = self.stream if self.stream is not None else sys.stdout
+                stream.write(f"{self.desc}: {n}{of}  {rate:.3g} s/it{eta}\n")
+                stream.flush()
+

@@ -43,6 +43,7 @@ __all__ = [
     "broadcast_path",
     "is_rank_zero",
     "VOLATILE_CONFIG_KEYS",
+    "check_resume_stage",
 ]
 
 _log = logging.getLogger(__name__)
@@ -140,10 +141,12 @@ def prepare_run_dir(
 ) -> RunDir:
     """Create (rank 0) ``path`` with ``config.yaml``, ``checkpoints/`` and ``tb/``; returns its :class:`RunDir`.
 
-    Fresh start (``resume=False``): refuses a folder that already holds checkpoints, or a ``config.yaml``
-    that differs from ``config`` (ignoring ``ignore_keys``) — resume it or choose another folder.
-    Resume: the folder must exist; the original ``config.yaml`` is kept and, if the effective config
-    differs, it is saved beside as ``config_resumed_<timestamp>.yaml``.
+    Fresh start (``resume=False``): refuses a folder that already holds checkpoints (resume it or choose another
+    folder). A folder whose run never wrote a checkpoint (a failed start) does not block: a differing
+    ``config.yaml`` (ignoring ``ignore_keys``) is kept as ``config_unstarted_<timestamp>.yaml``.
+    Resume: the folder must exist; ``config.yaml`` becomes the effective config (overrides given on resume
+    included, so that a later ``resume=auto`` trains on with them) and, if it differs, the previous one is kept as
+    ``config_before_resume_<timestamp>.yaml``.
     """
     run = RunDir(Path(path))
     cfg_obj = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
@@ -159,27 +162,27 @@ def prepare_run_dir(
                 f"'{run.root}' already holds a training run with checkpoints. To continue it pass "
                 f"resume={run.root}; to start a new run choose another output_log_path."
             )
-        if run.config_path.is_file():
+        if run.config_path.is_file():  # a start that never wrote a checkpoint (e.g. failed on bad data)
             old = _strip(_as_container(_load_run_config(run.config_path)), ignore_keys)
             new = _strip(_as_container(cfg_obj), ignore_keys)
             diff = _diff_keys(old, new)
-            if diff:
-                raise ConfigError(
-                    f"'{run.root}' already holds a different run (config differs in {diff[:8]}). "
-                    f"Resume it with resume={run.root} or choose another output_log_path."
-                )
+            if diff:  # does not block a fresh start; its config is kept, never lost
+                kept = run.root / f"config_unstarted_{timestamp()}.yaml"
+                os.replace(run.config_path, kept)
+                _log.warning("'%s' held a run that never wrote a checkpoint (config differs in %s); starting "
+                             "afresh there, its config kept as %s", run.root, diff[:8], kept.name)
     run.root.mkdir(parents=True, exist_ok=True)
     run.checkpoints.mkdir(exist_ok=True)
     run.tb.mkdir(exist_ok=True)
     text = OmegaConf.to_yaml(cfg_obj, resolve=True)
-    if not resume or not run.config_path.exists():
-        with atomic_write(run.config_path, "w") as fh:
-            fh.write(text)
-    else:
+    if resume and run.config_path.exists():
         old = _strip(_as_container(_load_run_config(run.config_path)), ignore_keys)
-        if _diff_keys(old, _strip(_as_container(cfg_obj), ignore_keys)):
-            with atomic_write(run.root / f"config_resumed_{timestamp()}.yaml", "w") as fh:
-                fh.write(text)
+        if not _diff_keys(old, _strip(_as_container(cfg_obj), ignore_keys)):
+            return run
+        with atomic_write(run.root / f"config_before_resume_{timestamp()}.yaml", "w") as fh:
+            fh.write(run.config_path.read_text())
+    with atomic_write(run.config_path, "w") as fh:
+        fh.write(text)
     return run
 
 
@@ -223,13 +226,33 @@ def _load_saved_config(run_dir: Path) -> DictConfig | None:
     return cfg
 
 
+#: The script that trains (and resumes) each stage.
+STAGE_SCRIPTS = {"autoencoder": "train_autoencoder.py", "diffusion": "train_diffusion.py",
+                 "lifting": "train_lifting.py"}
+
+
+def _nothing_to_resume(target: Path) -> str:
+    """A run folder without checkpoint: the one command that works (start afresh in the same folder)."""
+    stage = None
+    if (target / "config.yaml").is_file():
+        try:
+            stage = _load_run_config(target / "config.yaml").get("stage")
+        except Exception:  # noqa: BLE001  (the message below is the point; a broken config names no stage)
+            stage = None
+    script = STAGE_SCRIPTS.get(str(stage), "train_<stage>.py")
+    return (f"cannot resume: '{target}' holds no checkpoint (looked in {target}/checkpoints): its run never "
+            f"finished a training step, so there is nothing to resume. Start it afresh in the same folder (a folder "
+            f"without checkpoints does not block a new start): python {script} output_log_path={target} "
+            "<the run's overrides>")
+
+
 def _from_target(target: Path) -> ResumeSpec:
     if target.is_file():
         return ResumeSpec(_run_dir_of(target), target, _load_saved_config(_run_dir_of(target)))
     if target.is_dir():
         ckpt = find_latest_checkpoint(target)
         if ckpt is None:
-            raise CheckpointError(f"cannot resume: '{target}' holds no checkpoint (looked in {target}/checkpoints)")
+            raise CheckpointError(_nothing_to_resume(target))
         run_dir = _run_dir_of(ckpt)
         return ResumeSpec(run_dir, ckpt, _load_saved_config(run_dir))
     raise CheckpointError(f"cannot resume: '{target}' is neither a run folder nor a checkpoint file")
@@ -312,6 +335,32 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], *, skip_keys: Ite
             )
         OmegaConf.update(out, key, parsed, merge=True, force_add=True)
     return out
+
+
+def check_resume_stage(cfg: DictConfig) -> None:
+    """Refuse (one paragraph with the right command) to resume a run of another stage than ``cfg.stage``: e.g.
+    ``train_autoencoder.py resume=<diffusion run>``. No-op when not resuming or when the run's stage is unknown."""
+    _none = (None, "", "null", "None")
+    want = cfg.get("stage")
+    resume = cfg.get("resume")
+    if resume in _none:
+        if not bool(cfg.get("if_resume_training", False)):
+            return
+        target = cfg.get("load_path") if cfg.get("load_path") not in _none else cfg.get("output_log_path")
+    else:
+        target = cfg.get("output_log_path") if str(resume) == "auto" else resume
+    if want in _none or target in _none:
+        return
+    path = Path(str(target)).expanduser()
+    run = path if path.is_dir() else _run_dir_of(path)
+    if not (run / "config.yaml").is_file():
+        return
+    saved = _load_run_config(run / "config.yaml").get("stage")
+    if saved in _none or str(saved) == str(want):
+        return
+    script = STAGE_SCRIPTS.get(str(saved), f"train_{saved}.py")
+    raise ConfigError(f"'{target}' is a {saved} run (stage: {saved} in {run / 'config.yaml'}), but this command "
+                      f"trains the {want} stage. Resume it with its own script: python {script} resume={target}")
 
 
 def resumed_run_config(cfg: DictConfig) -> DictConfig | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -90,9 +91,12 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device | 
     except Exception as exc:  # noqa: BLE001 - re-raised with context
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            # PyTorch's own advice (pass weights_only=False) is not repeated: never safe for a file of unknown origin
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+            what = f"a pickled {found.group(1)}" if found else "pickled Python objects"
             raise CheckpointError(
-                f"Refusing to load '{path}': it contains Python objects that are not plain tensors/containers "
-                f"({msg}). Only checkpoints that load with torch.load(weights_only=True) are accepted; "
+                f"Refusing to load '{path}': it contains {what}, not only plain tensors/containers. Only "
+                "checkpoints that load with torch.load(weights_only=True) are accepted; "
                 "convert official checkpoints with `python -m skeleton_diffusion.apps.convert --method skeleton_diffusion`."
             ) from exc
         raise CheckpointError(

@@ -47,7 +47,8 @@ def test_lifting_run_honours_keep_every(tmp_path: Path) -> None:
     build_synthetic_lifting(tmp_path / "data" / "processed" / "SyntheticLifting", clips_per_subject=1, frames=60,
                             cameras=1)
     run = tmp_path / "lift"
-    cfg = compose_cfg("train_lifting", ["method=supervised", "debug=lifting", "progress=false", "model.num_epochs=3",
+    cfg = compose_cfg("train_lifting", ["method=supervised", "debug=lifting", "model.num_iter_perepoch=4", "progress=false",
+                                        "model.num_epochs=3",
                                         "checkpoints.keep_last=1", "checkpoints.keep_every=2",
                                         f"dataset_main_path={tmp_path / 'data'}", f"output_log_path={run}"])
     lifting_trainer.main(cfg)

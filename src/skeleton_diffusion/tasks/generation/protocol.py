@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from skeleton_diffusion.data.windows.generation import GenerationDataset, build_generation_dataset
 from skeleton_diffusion.utils.device import resolve_device
@@ -180,6 +180,26 @@ def _run_dict(metrics: dict[str, float], ds: GenerationDataset, seed: int, condi
 GeneratorLoader = Callable[[Any, torch.device], Any]
 
 
+def _results_target(cfg: DictConfig, kind: str, condition: str, split: str, part: str, seeds: list[int]) -> Any:
+    """``results_path`` (a ``*.json`` file, else a folder) or a default folder unique per evaluated run, checkpoint,
+    dataset, split, condition, body part and options: ``<run dir>/eval/generation_<dataset>_<split>_<condition>
+    [_<part>]_<checkpoint>_<options>/``; the real-data row: ``output/eval/generation/real/...``."""
+    from skeleton_diffusion.checkpoints.format import resolve_checkpoint
+    from skeleton_diffusion.tasks.results import options_tag, results_target
+
+    suffix = "" if part == "all" else f"_{part}"
+    options = {"task": OmegaConf.to_container(cfg.task, resolve=True), "seeds": seeds,
+               "use_ema_weights": cfg.get("use_ema_weights"), "evaluator": str(default_evaluator_path(cfg))}
+    name = f"generation_{cfg.dataset.dataset_name}_{split}_{condition}{suffix}"
+    if kind == "checkpoint":
+        ckpt = resolve_checkpoint(cfg.checkpoint_path)
+        run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        default = run / "eval" / f"{name}_{ckpt.stem}_{options_tag(options)}"
+    else:
+        default = Path("output") / "eval" / "generation" / kind / f"{name}_{options_tag(options)}"
+    return results_target(cfg.get("results_path"), default)
+
+
 def main(cfg: DictConfig, load_generator: GeneratorLoader) -> dict[str, Any]:
     """``eval.py task=generation``: write ``results.{json,csv,md}`` and return the summary."""
     from skeleton_diffusion.tasks.results import format_table, summarize, write_results
@@ -205,6 +225,8 @@ def main(cfg: DictConfig, load_generator: GeneratorLoader) -> dict[str, Any]:
         reference = build_generation_dataset(
             cfg.dataset, ref_split, dataset_main_path=cfg.dataset_main_path, num_frames=task.get("num_frames"),
             stride=task.get("test_stride"))
+        target = _results_target(cfg, kind, condition, split, part, seeds)
+        target.check_free(bool(cfg.get("overwrite", False)))  # before the work, not after it
         runs = evaluate_real(ds, reference, evaluator, task, seeds=seeds, condition=condition)
         method = "Real (oracle)"
     elif kind == "checkpoint":
@@ -218,26 +240,22 @@ def main(cfg: DictConfig, load_generator: GeneratorLoader) -> dict[str, Any]:
         if condition not in ("text", "action"):
             raise ConfigError(f"checkpoint '{cfg.checkpoint_path}' is {condition}-conditioned; task=generation "
                               "scores text- or action-conditioned generators.")  # fmt: skip
+        target = _results_target(cfg, kind, condition, split, part, seeds)
+        target.check_free(bool(cfg.get("overwrite", False)))
         runs = evaluate_generator(generator, ds, evaluator, task, seeds=seeds, condition=condition)
         name = getattr(generator, "method_name", None) or type(generator).__name__  # CrossDiff label (H19)
         method, checkpoint = ("MDM" if "mdm" in name.lower() else name), cfg.checkpoint_path
     else:
         raise ConfigError(f"task.generator must be checkpoint or real; got {kind!r}.")
-    if cfg.get("results_path"):
-        p = Path(str(cfg.results_path))
-        out_dir = p.parent if p.suffix == ".json" else p
-    else:
-        suffix = "" if part == "all" else f"_{part}"
-        name = f"{cfg.dataset.dataset_name}_{split}_{condition}_{kind}{suffix}"
-        out_dir = Path("output") / "eval" / "generation" / name
     extra = {"task": "generation", "method": method, "condition": condition, "eval_part": part,
              "part_joints": list(evaluator.config["part_joints"]), "evaluator": str(ev_path),
              "evaluator_sha256": getattr(evaluator, "sha256", None)}  # fmt: skip
-    write_results(out_dir, runs, dataset=str(cfg.dataset.dataset_name), checkpoint=checkpoint, seeds=seeds, extra=extra)
+    paths = write_results(target, runs, dataset=str(cfg.dataset.dataset_name), checkpoint=checkpoint, seeds=seeds,
+                          extra=extra, overwrite=bool(cfg.get("overwrite", False)))
     summary = summarize(runs, dataset=str(cfg.dataset.dataset_name), checkpoint=checkpoint, seeds=seeds, extra=extra)
     if not cfg.get("silent", False):
         print(f"{method} ({condition}) [eval_part={part}]:")
         print(format_table(summary))
-        print(f"results -> {out_dir}")
-    summary["results_dir"] = str(out_dir)
+        print(f"results -> {', '.join(str(p) for p in paths.values())}")
+    summary["results_dir"] = str(paths["json"].parent)
     return summary

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from skeleton_diffusion.training.loggers import LineProgress, progress_mode
 from skeleton_diffusion.utils.cpu_allocator import keep_freed_cpu_memory
 from skeleton_diffusion.utils.device import resolve_device
 from skeleton_diffusion.utils.errors import ConfigError
@@ -32,22 +33,33 @@ def _dataset_path(cfg: DictConfig, key: str) -> Path | None:
     return p if p.is_absolute() else Path(str(cfg.dataset_main_path)) / p
 
 
-def results_dir(cfg: DictConfig, checkpoint: Path | None, method: str) -> Path:
-    """``results_path`` (a folder, or a ``*.json`` file whose folder is used) or a default location:
-    ``<run dir>/eval/<dataset>_<split>_<mode>[_longterm][_noisy]/`` for a model, ``output/eval/<method>/...``
-    for a baseline."""
-    if cfg.get("results_path"):
-        p = Path(str(cfg.results_path)).expanduser()
-        return p.parent if p.suffix == ".json" else p
-    tag = f"{cfg.dataset.dataset_name}_{cfg.dataset_split}_{cfg.stats_mode}"
+#: Eval-config keys that change an HMP result; their values are hashed into the default results folder name.
+RESULT_OPTION_KEYS = ("num_samples", "seed", "seeds", "use_ema_weights", "sampling_precision", "noise_seeding",
+                      "dtype", "long_term_factor", "if_compute_apde", "if_compute_fid", "fid_classifier_path",
+                      "if_compute_cmd", "batch_size")
+
+
+def results_dir(cfg: DictConfig, checkpoint: Path | None, method: str) -> Any:
+    """The :class:`~skeleton_diffusion.tasks.results.ResultsTarget`: ``results_path`` (a ``*.json`` file, else a
+    folder) or a default folder unique per evaluated run, checkpoint, dataset, split, mode and options:
+    ``<run dir>/eval/hmp_<dataset>_<split>_<mode>[_longterm][_noisy]_<checkpoint>_<options>/`` for a model,
+    ``output/eval/<method>/hmp_<dataset>_<split>_<mode>..._<options>/`` for a baseline."""
+    from skeleton_diffusion.tasks.results import options_tag, results_target
+
+    tag = f"hmp_{cfg.dataset.dataset_name}_{cfg.dataset_split}_{cfg.stats_mode}"
     if cfg.get("if_long_term_test"):
         tag += "_longterm"
     if cfg.get("if_noisy_obs"):
         tag += f"_noisy{cfg.noise_level}-{cfg.noise_std}"
+    options = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+               for k in RESULT_OPTION_KEYS if (v := cfg.get(k)) is not None}
+    options["task"] = OmegaConf.to_container(cfg.task, resolve=True) if cfg.get("task") is not None else None
     if checkpoint is not None:
         run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-        return run / "eval" / f"{tag}_{checkpoint.stem}"
-    return Path("output") / "eval" / method / tag
+        default = run / "eval" / f"{tag}_{checkpoint.stem}_{options_tag(options)}"
+    else:
+        default = Path("output") / "eval" / method / f"{tag}_{options_tag(options)}"
+    return results_target(cfg.get("results_path"), default)
 
 
 def _check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
@@ -74,6 +86,25 @@ PredictorBuilder = Callable[[DictConfig, torch.device], tuple[Callable, Any, flo
 def check_processed_joint_names(cfg: DictConfig, skeleton: Any) -> None:
     """The processed data's stored joint names (if any) equal the model's."""
     _check_processed_joint_names(cfg, skeleton)
+
+
+def check_dataset_windows(cfg: DictConfig) -> None:
+    """A built dataset whose windows are not the default 0.5 s + 2 s records them (``windows_sec`` in its
+    ``dataset_config.yaml``); refuse a task horizon that differs, naming the overrides that match (instead of a
+    later "segment does not fit a clip" that blames the data). Long-term evaluation has its own windows."""
+    windows = cfg.dataset.get("windows_sec")
+    if not windows or cfg.get("if_long_term_test"):
+        return
+    want = {"history": float(cfg.task.history_sec), "horizon": float(cfg.task.prediction_horizon_sec)}
+    built = {k: float(windows.get(k, want[k])) for k in want}
+    if all(abs(built[k] - want[k]) < 1e-6 for k in want):
+        return
+    raise ConfigError(
+        f"dataset {cfg.dataset.dataset_name} was built with windows of {built['history']:g} s observed + "
+        f"{built['horizon']:g} s predicted (windows_sec in its dataset_config.yaml, written by its create_*_dataset "
+        f"command), but the task asks for {want['history']:g} s + {want['horizon']:g} s. Pass "
+        f"task.history_sec={built['history']:g} task.prediction_horizon_sec={built['horizon']:g} (the model must "
+        "have been trained with these), or rebuild the dataset's windows for the task's horizon.")
 
 
 NOISE_SEEDING = ("per_window", "global")
@@ -203,6 +234,7 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
                      "deterministic mode (no MMADE/MMFDE)")
         print("note: long-term evaluation has no multimodal ground truth; MMADE/MMFDE are not computed")
         probabilistic, stats_mode = False, "deterministic"
+    check_dataset_windows(cfg)
     kwargs: dict[str, Any] = dict(obs_length=obs_length, pred_length=pred_length, pose_box_size=pose_box_size,
                                   skeleton=skeleton, dataset_main_path=cfg.dataset_main_path,
                                   if_load_mmgt=probabilistic, if_compute_cmd=bool(cfg.if_compute_cmd),
@@ -250,21 +282,28 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
             raise ConfigError("if_compute_fid=True needs fid_classifier_path=<h36m_classifier.pth>")
         fid_classifier = load_fid_classifier(cfg.fid_classifier_path).to(device)
 
-    out_dir = results_dir(cfg, ckpt, method)
+    target = results_dir(cfg, ckpt, method)
+    target.check_free(bool(cfg.get("overwrite", False)))  # before the work, not after it
+    out_dir = target.json_file.parent if target.json_file is not None else target.folder
     seeds = list(cfg.seeds) if cfg.get("seeds") else [int(cfg.seed)]
     runs = []
     t0 = time.time()
     for seed in seeds:
         store = None
         if cfg.get("if_store_output"):
-            store = Path(str(cfg.store_output_path)) if cfg.get("store_output_path") else out_dir / "predictions.npz"
+            default_store = (out_dir / f"{target.json_file.stem}_predictions.npz" if target.json_file is not None
+                             else out_dir / "predictions.npz")
+            store = Path(str(cfg.store_output_path)) if cfg.get("store_output_path") else default_store
             if len(seeds) > 1:
                 store = store.with_name(f"{store.stem}_seed{seed}{store.suffix}")
             if world > 1:  # one file per process (its block of windows, in dataset order)
                 store = store.with_name(f"{store.stem}_rank{rank}of{world}{store.suffix}")
-        res = evaluate(predict_fn, loader, skeleton, pose_box_size, stats_mode=stats_mode,
+        show = bool(cfg.get("progress", True)) and rank == 0
+        as_lines = show and progress_mode(True) == "epochs"  # not a terminal: one line per step, no \r redraws
+        batches = LineProgress(loader, desc=f"evaluate (seed {seed})") if as_lines else loader
+        res = evaluate(predict_fn, batches, skeleton, pose_box_size, stats_mode=stats_mode,
                        num_samples=int(cfg.num_samples), mean_motion_per_class=mean_motion, mmapd_gt=mmapd,
-                       device=device, progress=bool(cfg.get("progress", True)), fid_classifier=fid_classifier,
+                       device=device, progress=show and not as_lines, fid_classifier=fid_classifier,
                        store_output=store, seed=int(seed), distributed=world > 1)
         runs.append(res)
     extra = {"method": method, "split": str(cfg.dataset_split), "stats_mode": stats_mode,
@@ -274,7 +313,8 @@ def _evaluate_hmp(cfg: DictConfig, build_predictor: PredictorBuilder) -> dict[st
              "world_size": world, "config": OmegaConf.to_container(cfg, resolve=True)}
     if rank != 0:
         return {"paths": {}, "runs": runs}
-    paths = write_results(out_dir, runs if len(runs) > 1 else runs[0], dataset=str(cfg.dataset.dataset_name),
-                          checkpoint=str(ckpt) if ckpt else None, seeds=seeds, extra=extra, print_table=True)
-    print(f"\nresults written to {paths['json'].parent}/ (results.json, results.csv, results.md)")
+    paths = write_results(target, runs if len(runs) > 1 else runs[0], dataset=str(cfg.dataset.dataset_name),
+                          checkpoint=str(ckpt) if ckpt else None, seeds=seeds, extra=extra, print_table=True,
+                          overwrite=bool(cfg.get("overwrite", False)))
+    print(f"\nresults written to {', '.join(str(p) for p in paths.values())}")
     return {"paths": {k: str(v) for k, v in paths.items()}, "runs": runs}

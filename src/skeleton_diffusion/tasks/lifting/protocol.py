@@ -127,8 +127,7 @@ def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict
     """Entry point for ``eval.py task=lifting``. A run converted from the authors' files runs its method's
     official protocol (:mod:`.official`; ``load_lifter(path, device)`` = the method's registry ``load`` hook);
     our lifting runs keep the protocol of this module."""
-    from skeleton_diffusion.tasks.results import write_results
-
+    from skeleton_diffusion.tasks.results import options_tag, results_target, write_results
 
     occlusion = str(cfg.get("occlusion", "none"))
     known = [o for o in OCCLUSION_TYPES if o != "mixed"]
@@ -169,23 +168,26 @@ def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict
     mean_pose = torch.from_numpy(data.pose_3d)[sel].double().mean(0).float()
     num_samples = int(cfg.task.get("num_samples", 5))
     occlusions = known if occlusion == "all" else [occlusion]
-    if cfg.get("results_path"):
-        p = Path(str(cfg.results_path))
-        base = p.parent if p.suffix == ".json" else p
-    else:
-        run = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-        base = run / "eval" / f"{ds_cfg.dataset_name}_{cfg.get('dataset_split', 'test')}_{ckpt_path.stem}"
+    run = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    options = {"task": OmegaConf.to_container(cfg.task, resolve=True), "seed": int(cfg.seed), "use_ema": use_ema}
+    base = results_target(cfg.get("results_path"), run / "eval" / (
+        f"lifting_{ds_cfg.dataset_name}_{cfg.get('dataset_split', 'test')}_{ckpt_path.stem}_{options_tag(options)}"))
+    split_up = len(occlusions) > 1 or not cfg.get("results_path")
+    targets = {occ: base.sub(occ) if split_up else base for occ in occlusions}
+    overwrite = bool(cfg.get("overwrite", False))
+    for target in targets.values():  # before the work, not after it
+        target.check_free(overwrite)
     runs, paths = [], {}
     for occ in occlusions:
         res = evaluate_lifting(model, windows, occlusion=occ, num_samples=num_samples,
                                batch_size=int(cfg.task.get("batch_size", 256)), seed=int(cfg.seed), device=device,
                                mean_pose=mean_pose, noise_std=float(cfg.task.get("noise_std_2d", 0.01)))
-        out_dir = base / occ if (len(occlusions) > 1 or not cfg.get("results_path")) else base
         extra = {"method": str(train_cfg.model.lifter.method), "occlusion": occ, "frames": frames,
                  "per_action": res["per_action"], "use_ema_weights": use_ema,
                  "lifter": OmegaConf.to_container(train_cfg.model.lifter, resolve=True)}
-        paths = write_results(out_dir, res, dataset=str(ds_cfg.dataset_name), checkpoint=str(ckpt_path),
-                              seeds=[int(cfg.seed)], extra=extra, print_table=bool(cfg.get("progress", True)))
+        paths = write_results(targets[occ], res, dataset=str(ds_cfg.dataset_name), checkpoint=str(ckpt_path),
+                              seeds=[int(cfg.seed)], extra=extra, print_table=bool(cfg.get("progress", True)),
+                              overwrite=overwrite)
         runs.append(res)
         print(f"occlusion={occ}: MPJPE {res['metrics']['MPJPE']:.1f} mm, P-MPJPE {res['metrics']['PMPJPE']:.1f} mm")
     if cfg.task.get("figure_path"):
@@ -194,5 +196,7 @@ def main(cfg: DictConfig, load_lifter: Callable[..., Any] | None = None) -> dict
         plot_lifting_example(model, windows, occlusions[0], str(cfg.task.figure_path), num_samples=num_samples,
                              seed=int(cfg.seed), device=device)
     per = "; one folder per occlusion" if len(occlusions) > 1 else ""
-    print(f"\nresults written to {base}/ (results.json, results.csv, results.md{per})")
+    files = "one .json per occlusion" if base.json_file is not None else "results.json, results.csv, results.md"
+    where = base.json_file if base.json_file is not None and not split_up else f"{base.folder}/"
+    print(f"\nresults written to {where} ({files}{per if base.json_file is None else ''})")
     return {"paths": {k: str(v) for k, v in paths.items()}, "runs": runs}
