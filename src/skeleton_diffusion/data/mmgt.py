@@ -105,8 +105,8 @@ def read_mmgt(path: str | os.PathLike, num_segments: int | None = None) -> dict[
     path = Path(path)
     if not path.is_file():
         raise DatasetNotPreparedError(
-            f"Multimodal GT file not found: '{path}'. It is written by the dataset creation command "
-            "(or `python -c \"from skeleton_diffusion.data.side_files import build_side_files; ...\"`); "
+            f"Multimodal GT file not found: '{path}'. It is written by the dataset creation command, or "
+            f"regenerated with `python -m skeleton_diffusion.apps.regenerate_side_files {path.parent}`; "
             "it is only needed for stats_mode=probabilistic."
         )
     try:

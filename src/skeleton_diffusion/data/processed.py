@@ -70,11 +70,15 @@ def processed_path(precomputed_folder: str | os.PathLike, dataset_name: str) -> 
     return Path(precomputed_folder) / processed_file_name(dataset_name)
 
 
-def create_command(dataset_name: str) -> str:
-    """The shell command that creates the processed files of ``dataset_name``."""
-    return _CREATE_COMMANDS.get(
-        dataset_name, f"python -m skeleton_diffusion.apps.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
-    )
+def create_command(dataset_name: str, folder: str | os.PathLike | None = None) -> str:
+    """The shell command that creates the processed files of ``dataset_name`` (``folder``: the processed folder,
+    whose ``skeleton.json`` marks a dataset built on its own skeleton)."""
+    if dataset_name in _CREATE_COMMANDS:
+        return _CREATE_COMMANDS[dataset_name]
+    if folder is not None and (Path(folder) / "skeleton.json").is_file():
+        return (f"python -m skeleton_diffusion.apps.create_native_dataset --skeleton {Path(folder) / 'skeleton.json'} "
+                f"--input <clips folder> --name {dataset_name}  (or create_bvh_dataset --skeleton native)")
+    return f"python -m skeleton_diffusion.apps.create_bvh_dataset --input <bvh folder> --name {dataset_name}"
 
 
 def missing_dataset_error(path: str | os.PathLike, dataset_name: str | None = None,
@@ -86,7 +90,7 @@ def missing_dataset_error(path: str | os.PathLike, dataset_name: str | None = No
     """
     path = Path(path)
     name = dataset_name or path.name.removeprefix("data_3d_").removesuffix(".npz")
-    msg = (f"Processed dataset '{name}' not found: expected '{path}'. Create it with `{create_command(name)}` "
+    msg = (f"Processed dataset '{name}' not found: expected '{path}'. Create it with `{create_command(name, path.parent)}` "
            f"(raw data and options: README 'Data preparation', docs/data_preparation.md), or set "
            f"dataset_main_path=<folder holding processed/ and annotations/> (or the dataset's precomputed_folder) "
            f"if it is elsewhere.")
@@ -163,11 +167,12 @@ def load_processed(
     path = Path(path)
     if not path.is_file():
         raise missing_dataset_error(path, dataset_name)
+
     def bad(problem: str) -> DataFormatError:
         name = dataset_name or path.name.removeprefix("data_3d_").removesuffix(".npz")
         return DataFormatError(
             f"{path}: {problem}. Expected a processed dataset: an .npz with the single key '{PROCESSED_KEY}' "
-            f"holding a dict of [T, J, 3] float arrays (metres). Rebuild it with `{create_command(name)}` "
+            f"holding a dict of [T, J, 3] float arrays (metres). Rebuild it with `{create_command(name, path.parent)}` "
             f"(add --force to overwrite)."
         )
 

@@ -110,7 +110,9 @@ def read_segments_csv(path: str | os.PathLike, kind: str) -> list[CsvSegment]:
     if not path.is_file():
         raise DatasetNotPreparedError(
             f"Segment file not found: '{path}'. Official annotation files are fetched with "
-            "`python -m skeleton_diffusion.apps.fetch_annotations`; generic datasets write theirs when created."
+            "`python -m skeleton_diffusion.apps.fetch_annotations`; generic datasets write theirs when created, "
+            f"or regenerate them with `python -m skeleton_diffusion.apps.regenerate_side_files {path.parent} "
+            "--segments`."
         )
     text = path.read_text(encoding="utf-8-sig")
     reader = csv.DictReader(io.StringIO(text))
