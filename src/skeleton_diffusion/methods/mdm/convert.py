@@ -22,7 +22,8 @@ from torch import nn
 
 from skeleton_diffusion.methods.mdm.args import complete_args, read_args_json
 from skeleton_diffusion.methods.mdm.gaussian import OfficialMDMDiffusion, SectionCounts
-from skeleton_diffusion.methods.mdm.generation import MDMT2MGenerator
+from skeleton_diffusion.methods.mdm.editing import official_edit
+from skeleton_diffusion.methods.mdm.generation import MDMT2MGenerator, official_motion
 from skeleton_diffusion.methods.mdm.network import OfficialMDM
 from skeleton_diffusion.checkpoints.format import make_meta, resolve_checkpoint, save_checkpoint
 from skeleton_diffusion.utils.device import resolve_device
@@ -181,6 +182,8 @@ class OfficialMDMRun:
 
         kind = str(self.args.get("text_encoder_type", "clip")) if kind in (None, "auto") else str(kind)
         path = path or self.extra.get("text_encoder_path")
+        if path is None and self.extra.get("_encoder_key", (None,))[0] == kind:
+            return self.extra["_encoder"]  # the encoder built before (e.g. by the app that logged it)
         key = (kind, str(path))
         if self.extra.get("_encoder_key") != key:
             _log.info("MDM text encoder: %s from '%s' (text_encoder_type=%r in args.json)", kind, path,
@@ -194,6 +197,14 @@ class OfficialMDMRun:
         """The generator the official T2M evaluation calls (:class:`~.generation.MDMT2MGenerator`; options:
         ``guidance_param``, ``steps``, ``eta``, ``max_batch``, ``seed``)."""
         return MDMT2MGenerator(self, self.text_encoder(text_encoder_path, text_encoder), **options)
+
+    def motion(self, **kwargs: Any) -> dict[str, Any]:
+        """Captions / action indices -> features and joints for the apps (:func:`~.generation.official_motion`)."""
+        return official_motion(self, **kwargs)
+
+    def edit(self, features: Any, mode: str, keep: Any = (), **kwargs: Any) -> dict[str, Any]:
+        """Official editing of HumanML3D/KIT features (:func:`~.editing.official_edit`)."""
+        return official_edit(self, features, mode, keep, **kwargs)
 
     def generate(self, captions: Any, lengths: Any = None, num_samples: int = 1, *,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -18,17 +18,21 @@ every motion to 196 and masks nothing unless ``mask_frames``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from skeleton_diffusion.methods.mdm.gaussian import SectionCounts
 from skeleton_diffusion.methods.mdm.sampling import ddim_sample, p_sample, respaced_view
+from skeleton_diffusion.methods.mdm.smpl_fk import SMPLJoints
+from skeleton_diffusion.representations.humanml3d import recover_from_ric
 from skeleton_diffusion.tasks.generation.batched_sampling import window_generators, window_noise
 from skeleton_diffusion.utils.errors import InputError
 
-__all__ = ["MDMT2MGenerator", "batched_guided_x0"]
+__all__ = ["MDMT2MGenerator", "batched_guided_x0", "official_motion", "dataset_stats"]
 
 
 def _select(cond: Any, index: Tensor) -> Any:
@@ -134,3 +138,62 @@ class MDMT2MGenerator:
             noise = window_noise(gens, shape, device=dev)  # drawn at every step (t = 0 too), as officially
             x = step(view, x, t, None, noise=noise, model_output=x0, clip_denoised=False, **extra)["sample"]
         return x
+
+
+def dataset_stats(data_root: Any) -> tuple[Tensor, Tensor]:
+    """``(Mean, Std)`` ``[F]`` float32 of a HumanML3D / KIT-ML folder (``Mean.npy``, ``Std.npy``, no pickle)."""
+    root = Path(str(data_root)).expanduser()
+    try:
+        return (torch.as_tensor(np.load(root / "Mean.npy", allow_pickle=False)).float(),
+                torch.as_tensor(np.load(root / "Std.npy", allow_pickle=False)).float())  # fmt: skip
+    except OSError as exc:
+        raise InputError(f"'{root}' must hold the dataset's Mean.npy and Std.npy (HumanML3D / KIT-ML release) to "
+                         f"turn MDM features into joint positions: {exc}") from exc
+
+
+@torch.no_grad()
+def official_motion(run: Any, *, texts: Optional[Sequence[str]] = None, actions: Optional[Sequence[int]] = None,
+                    num_samples: int = 1, generator: Optional[torch.Generator] = None,
+                    num_frames: Optional[int] = None, data_root: Any = None, smpl_model: Any = None,
+                    guidance_param: Optional[float] = None, steps: SectionCounts = None) -> dict[str, Any]:
+    """Sample a converted official MDM for the apps: ``{"features": [B, S, T, F] (HumanML3D/KIT: de-normalised
+    with ``data_root``'s Mean/Std when given, else normalised; HumanAct12/UESTC: rot6d ``[B, S, T, 25*6]``),
+    "joints": [B, S, T, J, 3] metres or None, "labels": one string per row}``.
+
+    Joints: HumanML3D/KIT via ``recover_from_ric`` (22 / 21 joints, needs ``data_root``); action models via SMPL
+    forward kinematics of ``smpl_model`` (24 joints, root-centred = official ``vertstrans=False``)."""
+    mode, s = run.model.cond_mode, int(num_samples)
+    if mode == "text":
+        if not texts:
+            raise InputError(f"'{run.checkpoint}' is a text MDM: pass captions (--captions / texts=[...])")
+        feats = MDMT2MGenerator(run, run.text_encoder(), guidance_param=guidance_param, steps=steps).generate(
+            list(texts), None, s, generator=generator)
+        labels = [str(t) for t in texts]
+        joints = None
+        if data_root is not None:
+            mean, std = dataset_stats(data_root)
+            if mean.shape[-1] != feats.shape[-1]:
+                raise InputError(f"Mean.npy in '{data_root}' has {mean.shape[-1]} features; this MDM makes "
+                                 f"{feats.shape[-1]} (dataset {run.args['dataset']!r})")  # fmt: skip
+            feats = feats * std + mean
+            joints = recover_from_ric(feats, 21 if run.args["dataset"] == "kit" else 22)
+        return {"features": feats, "joints": joints, "labels": labels}
+    if mode == "action":
+        if actions is None or len(actions) == 0:
+            raise InputError(f"'{run.checkpoint}' is an action MDM: pass action indices (--actions / actions=[...])")
+        n_act = int(run.model.embed_action.action_embedding.shape[0])
+        bad = [a for a in actions if not 0 <= int(a) < n_act]
+        if bad:
+            raise InputError(f"action indices {bad} are outside 0..{n_act - 1} (this MDM knows {n_act} actions)")
+        cond = torch.tensor([int(a) for a in actions], device=run.device).repeat_interleave(s)
+        x = run.sample(len(cond), x_cond=cond, guidance_param=guidance_param, steps=steps,
+                       num_frames=num_frames or int(run.args.get("num_frames", 60)), generator=generator)
+        j, c = int(run.model.njoints), int(run.model.nfeats)
+        t = x.shape[-1] // c
+        joints = None
+        if smpl_model is not None:
+            fk = SMPLJoints.from_model_file(smpl_model).to(x.device)
+            joints = fk(x).permute(0, 3, 1, 2).reshape(len(actions), s, t, -1, 3).cpu()
+        feats = x.reshape(-1, j, t, c).permute(0, 2, 1, 3).reshape(len(actions), s, t, j * c).cpu()
+        return {"features": feats, "joints": joints, "labels": [f"action {int(a)}" for a in actions]}
+    raise InputError(f"'{run.checkpoint}' is an unconditional MDM; generate needs a text or action model")
