@@ -37,7 +37,9 @@ __all__ = ["official_paths", "official_data_root", "main_official", "run_officia
 
 def official_paths(task: Any, dataset_name: str = "humanml3d") -> dict[str, Path]:
     """Resolve ``finest.tar``, the GloVe folder and the evaluator statistics folder from the task config."""
-    kind = "kit" if "kit" in str(dataset_name).lower() else "t2m"
+    kind = str(task.get("official_dataset") or ("kit" if "kit" in str(dataset_name).lower() else "t2m"))
+    if kind not in ("t2m", "kit"):
+        raise ConfigError(f"task.official_dataset must be t2m (HumanML3D) or kit (KIT-ML); got {kind!r}.")
     root = task.get("official_root")
     explicit = {k: task.get(k) for k in ("official_checkpoint", "glove_dir", "meta_dir")}
     if root is None and not all(explicit.values()):
