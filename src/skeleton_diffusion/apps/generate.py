@@ -53,6 +53,22 @@ def _official(gen: Any, captions: Sequence[str], actions: Optional[Sequence[int]
     return out
 
 
+def _humanml_joints(features: np.ndarray, data_root: Any, get_skeleton: Any) -> tuple[Any, Any, Any, float]:
+    """Normalised HumanML3D features -> ``(features, joints or None, skeleton or None, fps)``; joints need the
+    dataset's ``Mean.npy``/``Std.npy`` in ``data_root`` (features are then stored de-normalised)."""
+    from skeleton_diffusion.representations.humanml3d import recover_from_ric
+
+    if data_root is None:
+        return features, None, None, 20.0
+    root = Path(str(data_root)).expanduser()
+    try:
+        mean, std = (np.load(root / f, allow_pickle=False) for f in ("Mean.npy", "Std.npy"))
+    except OSError as exc:
+        raise InputError(f"--data-root '{root}' must hold the dataset's Mean.npy and Std.npy: {exc}") from exc
+    features = features * std + mean
+    return features, recover_from_ric(torch.as_tensor(features)).numpy(), get_skeleton("amass"), 20.0
+
+
 def generate(checkpoint: str | Path, captions: Sequence[str] = (), *, actions: Optional[Sequence[int]] = None,
              start: str = "3d", num_samples: int = 1, seed: int = 0, out: str | Path = "generated.npz",
              gif: Optional[str | Path] = None, gif_all: bool = False, device: str = "auto", use_ema: bool = False,
@@ -74,6 +90,8 @@ def generate(checkpoint: str | Path, captions: Sequence[str] = (), *, actions: O
         if start != "3d":
             raise InputError(f"--from {start} needs a CrossDiff checkpoint; '{checkpoint}' is not one")
         gen = load_mdm(checkpoint, device, use_ema=use_ema)
+    if hasattr(gen, "t2m_generator") and getattr(gen, "text_encoder", None) is None and not hasattr(gen, "motion"):
+        gen.t2m_generator(text_encoder_path, text_encoder=text_encoder)  # official CrossDiff: attach its CLIP
     dev = getattr(gen, "device", "cpu")
     g = torch.Generator(device=dev).manual_seed(int(seed))
     features = None
@@ -99,7 +117,10 @@ def generate(checkpoint: str | Path, captions: Sequence[str] = (), *, actions: O
                                  "action model")  # fmt: skip
             motion = gen.generate(texts=captions, num_samples=int(num_samples), generator=g).numpy()
             labels = captions
-        sk, fps = gen.skeleton, float(gen.fps)
+        if hasattr(gen, "skeleton"):
+            sk, fps = gen.skeleton, float(gen.fps)
+        else:  # a converted official CrossDiff: normalised HumanML3D features [B, S, 196, 263]
+            features, motion, sk, fps = _humanml_joints(motion, data_root, get_skeleton)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {"captions": np.asarray(labels), "fps": np.float32(fps), "start": np.asarray(start)}

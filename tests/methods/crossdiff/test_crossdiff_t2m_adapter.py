@@ -39,3 +39,25 @@ def test_t2m_generator_wraps_the_official_sampler(shared_dir, tmp_path):
     assert not torch.allclose(out, other)
     assert out.shape == (2, 2, model.model.net.num_frames, 263)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_generate_app_on_official_crossdiff(shared_dir, tmp_path, monkeypatch):
+    """``generate`` on a converted official CrossDiff: features, and joints with --data-root's Mean/Std."""
+    import numpy as np
+    from _t2m_official_files import write_humanml3d
+
+    import skeleton_diffusion.methods.crossdiff.run as cd_run
+    from skeleton_diffusion.apps.generate import generate
+
+    monkeypatch.setattr(cd_run, "OFFICIAL_STEPS", 3)  # keep the 1000-step chain out of the test
+    fx = load_fixture(shared_dir)
+    ckpt, config = write_official_run(fx, tmp_path / "official")
+    convert(ckpt, tmp_path / "run", config=config)
+    write_humanml3d(tmp_path / "HumanML3D", n=2)
+    clip = write_tiny_clip(tmp_path / "clip")
+    res = generate(tmp_path / "run", ["a person walks"], out=tmp_path / "g.npz", device="cpu",
+                   data_root=tmp_path / "HumanML3D", text_encoder_path=clip)  # fmt: skip
+    d = np.load(res["output"])
+    assert d["motion"].shape[-2:] == (22, 3) and d["features"].shape[-1] == 263
+
