@@ -1,4 +1,14 @@
-"""MDM vs SkeletonDiffusion on the same machine, in one run: train-step time and sampling time, with ratios.
+"""MDM benchmarks, in one run on one machine, with ratios.
+
+``--compare official`` (default): our port vs the OFFICIAL MDM code (fetched at run time into the ignored
+``output/bench/``, see ``_mdm_official.py``): train step and guided sampling at the paper size (d 512, 8 layers)
+and a small size (d 128, 2 layers), HumanML3D features (263 x 196 frames), same weights and inputs; prints the
+relative loss difference (equal outputs) and official / ours time ratios.
+
+    python benchmarks/bench_mdm.py --threads 2 --bench-batch 16 --bench-steps 10
+    python benchmarks/bench_mdm.py --official-dir <checkout of GuyTevet/motion-diffusion-model>
+
+``--compare skeleton_diffusion``: MDM vs SkeletonDiffusion, train-step time and sampling time.
 
 Shapes (issue 16, item 7): batch 64, 120 predicted frames, the AMASS skeleton (22 joints; the HMP model space
 drops the root -> 21 nodes), 30 observed frames (``condition=past`` for MDM, the same task as SkeletonDiffusion).
@@ -166,7 +176,15 @@ def main() -> None:
     p.add_argument("--max-sample-s", type=float, default=600.0,
                    help="extrapolate MDM sampling runs estimated above this many seconds")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--compare", default="official", choices=["official", "skeleton_diffusion"])
+    p.add_argument("--official-dir", default=None, help="a checkout of the official MDM code (else cloned)")
+    p.add_argument("--official-url", default="https://github.com/GuyTevet/motion-diffusion-model")
+    p.add_argument("--bench-batch", type=int, default=16, help="--compare official: batch")
+    p.add_argument("--bench-steps", type=int, default=10, help="--compare official: respaced sampling steps")
+    p.add_argument("--sizes", nargs="+", default=["512x8", "128x2"], help="--compare official: dxlayers")
     args = p.parse_args()
+    if args.compare == "official":
+        return _main_official(args)
     res = run(args)
     tr, sm, ra = res["train_step_s"], res["sample_s"], res["ratios_vs_skeleton_diffusion"]
     ext = set(res.get("extrapolated", []))
@@ -184,6 +202,37 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=2)
+
+
+def _main_official(args: argparse.Namespace) -> None:
+    import os
+
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _mdm_official import compare, import_official, official_source
+
+    from skeleton_diffusion.utils.device import resolve_device
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    o = import_official(official_source(args.official_dir, args.official_url))
+    rows = []
+    for size in args.sizes:
+        latent, layers = (int(v) for v in size.split("x"))
+        rows.append(compare(o, latent=latent, layers=layers, batch=args.bench_batch, steps=args.bench_steps,
+                            iters=args.train_iters, device=device))  # fmt: skip
+    print(f"\ndevice {device}, {args.threads} threads, batch {args.bench_batch}, 196 frames, "
+          f"{args.bench_steps} sampling steps (guided 2.5)")
+    print("| size | loss rel. diff | train official (s) | train ours (s) | ratio | sampling official (s) | "
+          "sampling ours (s) | ratio |\n|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']} | {r['loss_rel_diff']:.1e} | {r['train_official_s']:.3f} | {r['train_ours_s']:.3f} | "
+              f"{r['train_ratio']:.2f}x | {r['sample_official_s']:.2f} | {r['sample_ours_s']:.2f} | "
+              f"{r['sample_ratio']:.2f}x |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def test_clip_missing_path_errors(tmp_path):
         build_text_encoder({"name": "clip", "path": ""})
     with pytest.raises(CheckpointError, match="not a folder"):
         build_text_encoder({"name": "clip", "path": str(tmp_path / "nope")})
-    with pytest.raises(ConfigError, match="scratch, clip, minilm"):
+    with pytest.raises(ConfigError, match="scratch, clip, distilbert, minilm"):
         build_text_encoder({"name": "bert"})
     with pytest.raises(ConfigError, match="vocabulary"):
         build_text_encoder({"name": "scratch"})

@@ -4,6 +4,12 @@ exactly.
 
     python -m skeleton_diffusion.apps.edit checkpoint_path=<MDM run or .pt> input=motion.npy mode=inbetween \\
         keep=[0,1,2,117,118,119] output=edit.npz gif=edit.gif
+    python -m skeleton_diffusion.apps.edit checkpoint_path=<converted official MDM> input=<new_joint_vecs/X.npy> \\
+        data_root=<HumanML3D> mode=upper_body text="a person waves" text_encoder_path=<CLIP folder>
+
+Converted official MDM runs edit HumanML3D/KIT features ``[T, F]`` as ``sample/edit.py`` (the known part overwrites
+x̂₀): ``mode`` = inbetween | prefix | upper_body (``joints`` is read as upper_body); ``edited`` holds the joints
+``recover_from_ric`` gives, ``features`` the de-normalised features, ``known_mask [T, F]``.
 
 Options: ``configs/edit.yaml``. ``output`` (``.npz``): ``edited [S, T, J, 3]`` metres, ``input``,
 ``known_mask [T, J]`` (True = kept), ``joint_names``, ``fps``, ``mode``; loads with ``numpy.load`` (no pickle).
@@ -23,12 +29,20 @@ from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputE
 _log = logging.getLogger("skeleton_diffusion.apps.edit")
 
 
-def load_motion(path: str | Path) -> np.ndarray:
-    """``[T, J, 3]`` float32 from an ``.npy`` or ``.npz`` (key ``motion``, or its only array), no pickle."""
+def load_motion(path: str | Path, *, features: bool = False) -> np.ndarray:
+    """``[T, J, 3]`` float32 (``features=True``: ``[T, F]``) from an ``.npy`` or ``.npz`` (key ``motion``, or its
+    only array), no pickle; an empty or unreadable file -> :class:`DataFormatError` naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"input file not found: '{path}'")
-    data = np.load(path, allow_pickle=False)
+    if path.stat().st_size == 0:
+        raise DataFormatError(f"input file '{path}' is empty; expected a motion [T, J, 3] metres (.npy, or .npz with "
+                              "key 'motion'), or for an official MDM a features file [T, F] (.npy)")  # fmt: skip
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (EOFError, ValueError, OSError) as exc:
+        raise DataFormatError(f"input file '{path}' is not a readable .npy/.npz array ({type(exc).__name__}: {exc}); "
+                              "expected a motion [T, J, 3] metres (.npy, or .npz with key 'motion')") from exc
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             keys = list(data.files)
@@ -38,6 +52,11 @@ def load_motion(path: str | Path) -> np.ndarray:
     else:
         arr = data
     arr = np.asarray(arr, dtype=np.float32)
+    if features:
+        if arr.ndim != 2:
+            raise DataFormatError(f"'{path}': an official MDM edits features [T, F] (a new_joint_vecs file); got "
+                                  f"shape {arr.shape}")  # fmt: skip
+        return arr
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise DataFormatError(f"'{path}': motion must be [T, J, 3] metres, got shape {arr.shape}")
     return arr
@@ -59,6 +78,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     predictor = load_model(str(cfg.checkpoint_path), device=cfg.get("device", "auto"),
                            use_ema=bool(cfg.get("use_ema", False)))
+    if hasattr(predictor, "motion") and hasattr(predictor, "edit"):  # a converted official MDM
+        return _run_official(cfg, predictor)
     if not isinstance(predictor, MDMPredictor):
         raise ConfigError(f"'{cfg.checkpoint_path}' is not an MDM checkpoint; editing needs one "
                           "(train with `python train_diffusion.py model=mdm dataset=<name>`)")
@@ -94,6 +115,37 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         summary["gif"] = Path(written)
         print(f"wrote {written}")
     return summary
+
+
+def _run_official(cfg: DictConfig, run: Any) -> dict[str, Any]:
+    """Official editing (``sample/edit.py``) of a HumanML3D/KIT features file; writes ``output``."""
+    import torch
+
+    from skeleton_diffusion.utils.io import atomic_write
+
+    feats = load_motion(cfg.input, features=True)
+    if not cfg.get("data_root"):
+        raise ConfigError("an official MDM edits normalised features: set data_root=<HumanML3D folder with Mean.npy, "
+                          "Std.npy>")  # fmt: skip
+    mode = {"joints": "upper_body"}.get(str(cfg.mode), str(cfg.mode))
+    keep = [] if mode == "upper_body" else _keep_list(cfg.keep)
+    texts = None
+    if cfg.get("text") is not None:
+        enc = run.text_encoder(cfg.get("text_encoder_path"), str(cfg.get("text_encoder", "auto")))
+        print(f"text encoder: {type(enc).__name__} from {cfg.get('text_encoder_path')}")
+        texts = [str(cfg.text)]
+    gp = cfg.get("guidance_param")
+    g = torch.Generator(device=run.device).manual_seed(int(cfg.seed)) if cfg.get("seed") is not None else None
+    res = run.edit(feats, mode, keep, data_root=cfg.data_root, texts=texts, num_samples=int(cfg.num_samples),
+                   generator=g, guidance_param=None if gp is None else float(gp))  # fmt: skip
+    out = Path(str(cfg.output)).expanduser()
+    arrays = {"edited": res["joints"].numpy().astype(np.float32), "features": res["features"].numpy(),
+              "input": feats, "known_mask": res["known_mask"].numpy(), "mode": np.asarray(mode),
+              "keep": np.asarray(keep, dtype=np.int64), "fps": np.float32(20.0)}  # fmt: skip
+    with atomic_write(out, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    print(f"wrote {out}: edited {tuple(arrays['edited'].shape)} metres (S, T, J, 3), mode={mode}, keep={keep}")
+    return {"output": out, "edited_shape": tuple(arrays["edited"].shape), "gif": None}
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:

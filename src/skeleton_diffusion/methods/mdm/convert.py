@@ -9,6 +9,7 @@ with ``method='mdm'``, ``variant='official'`` and the completed official args) +
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from torch import nn
 
 from skeleton_diffusion.methods.mdm.args import complete_args, read_args_json
 from skeleton_diffusion.methods.mdm.gaussian import OfficialMDMDiffusion, SectionCounts
+from skeleton_diffusion.methods.mdm.editing import official_edit
+from skeleton_diffusion.methods.mdm.generation import MDMT2MGenerator, official_motion
 from skeleton_diffusion.methods.mdm.network import OfficialMDM
 from skeleton_diffusion.checkpoints.format import make_meta, resolve_checkpoint, save_checkpoint
 from skeleton_diffusion.utils.device import resolve_device
@@ -30,6 +33,7 @@ from skeleton_diffusion.utils.io import safe_torch_load
 __all__ = ["convert", "load_run", "load_model", "OfficialMDMRun", "read_official", "build_network",
            "build_diffusion"]
 
+_log = logging.getLogger(__name__)
 _PE_KEYS = ("sequence_pos_encoder.pe", "embed_timestep.sequence_pos_encoder.pe")
 _SKELETON = {"humanml": "humanml3d", "kit": "kit", "humanact12": "humanact12", "uestc": "uestc"}
 
@@ -166,6 +170,48 @@ class OfficialMDMRun:
         self.model.eval()
         return sample_motion(self.diffusion, batch_size, x_cond=x_cond, **kwargs)
 
+    @property
+    def condition(self) -> str:
+        """``text`` | ``action`` | ``no_cond`` (official ``cond_mode``)."""
+        return str(self.model.cond_mode)
+
+    def text_encoder(self, path: Union[str, Path, None] = None, kind: str = "auto") -> nn.Module:
+        """MDM's text encoder (``kind='auto'``: the run's ``text_encoder_type``, CLIP or DistilBERT) from the local
+        folder ``path`` (default: ``extra['text_encoder_path']``), on the run's device; cached."""
+        from skeleton_diffusion.nn.text_encoders import build_mdm_text_encoder
+
+        kind = str(self.args.get("text_encoder_type", "clip")) if kind in (None, "auto") else str(kind)
+        path = path or self.extra.get("text_encoder_path")
+        if path is None and self.extra.get("_encoder_key", (None,))[0] == kind:
+            return self.extra["_encoder"]  # the encoder built before (e.g. by the app that logged it)
+        key = (kind, str(path))
+        if self.extra.get("_encoder_key") != key:
+            _log.info("MDM text encoder: %s from '%s' (text_encoder_type=%r in args.json)", kind, path,
+                      self.args.get("text_encoder_type", "clip"))  # fmt: skip
+            self.extra["_encoder"] = build_mdm_text_encoder(kind, path, str(self.args["dataset"])).to(self.device)
+            self.extra["_encoder_key"] = key
+        return self.extra["_encoder"]
+
+    def t2m_generator(self, text_encoder_path: Union[str, Path, None] = None, *, text_encoder: str = "auto",
+                      **options: Any) -> MDMT2MGenerator:
+        """The generator the official T2M evaluation calls (:class:`~.generation.MDMT2MGenerator`; options:
+        ``guidance_param``, ``steps``, ``eta``, ``max_batch``, ``seed``)."""
+        return MDMT2MGenerator(self, self.text_encoder(text_encoder_path, text_encoder), **options)
+
+    def motion(self, **kwargs: Any) -> dict[str, Any]:
+        """Captions / action indices -> features and joints for the apps (:func:`~.generation.official_motion`)."""
+        return official_motion(self, **kwargs)
+
+    def edit(self, features: Any, mode: str, keep: Any = (), **kwargs: Any) -> dict[str, Any]:
+        """Official editing of HumanML3D/KIT features (:func:`~.editing.official_edit`)."""
+        return official_edit(self, features, mode, keep, **kwargs)
+
+    def generate(self, captions: Any, lengths: Any = None, num_samples: int = 1, *,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Normalised features ``[B, S, T, F]`` for ``captions`` (text models; the text encoder folder from
+        ``extra['text_encoder_path']``) — the official T2M evaluation's generator interface."""
+        return self.t2m_generator().generate(captions, lengths, num_samples, generator=generator)
+
 
 def load_run(run_dir_or_checkpoint: Union[str, Path], device: Union[str, torch.device] = "auto", *,
              use_ema: bool = False, timestep_respacing: SectionCounts = None, config: Optional[Path] = None,
@@ -191,7 +237,8 @@ def load_run(run_dir_or_checkpoint: Union[str, Path], device: Union[str, torch.d
     net = build_network(args, ema if use_ema else weights, path)
     diffusion = build_diffusion(net, args, timestep_respacing=timestep_respacing).to(dev)
     net.eval()
-    return OfficialMDMRun(diffusion=diffusion, args=args, device=dev, checkpoint=path, use_ema=use_ema)
+    extra = {"text_encoder_path": options["text_encoder_path"]} if options.get("text_encoder_path") else {}
+    return OfficialMDMRun(diffusion=diffusion, args=args, device=dev, checkpoint=path, use_ema=use_ema, extra=extra)
 
 
 #: alias under the generic loader name

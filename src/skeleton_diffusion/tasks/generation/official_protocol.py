@@ -26,6 +26,11 @@ length is ``tokens.index('eos/OTHER') + 1`` (``"eos"``, default, the numbers MDM
 ``len(tokens)`` = 22 with the text GRU reading the ``unk`` padding (``"padded"``, the MDM paper's table: lower
 R-precision, higher MM-Dist). The GT loader always uses the sentence length.
 
+CrossDiff's evaluation (``fid_reference="same_batches"``, ``max_batches=20``, ``diversity_rule="crossdiff"``,
+see :data:`PROTOCOLS`): FID and the real row's Diversity use the GT motions of the very batches that were
+generated (renormalised to the evaluator's statistics), not a second GT pass; only the first 20 batches are
+generated; Diversity takes 300 pairs above 300 rows, else 10; MultiModality 30 generations x 10 pairs.
+
 Generator interface: ``generate(captions: list[str], lengths: LongTensor [B], num_samples: int, *,
 generator=None) -> [B, num_samples, T, F]`` (or ``[B, T, F]`` for one sample) in the dataset's normalisation.
 """
@@ -61,13 +66,19 @@ from skeleton_diffusion.tasks.generation.official_metrics import (
 )
 from skeleton_diffusion.utils.errors import ConfigError, DataFormatError, InputError
 
-__all__ = ["EVAL_MODES", "OfficialGenerationProtocol", "format_official_generation_table", "protocol_from_files"]
+__all__ = ["EVAL_MODES", "PROTOCOLS", "OfficialGenerationProtocol", "format_official_generation_table", "protocol_from_files"]
 
 #: MDM's ``--eval_mode`` settings: (replications, run_mm, mm_num_samples, mm_num_repeats, mm_times).
 EVAL_MODES: dict[str, tuple[int, bool, int, int, int]] = {
     "debug": (5, False, 0, 0, 0), "wo_mm": (20, False, 0, 0, 0), "mm_short": (5, True, 100, 30, 10),
 }  # fmt: skip
 EVAL_MODES["mm"] = EVAL_MODES["mm_short"]
+#: protocol presets (``task.official_protocol``): keyword arguments of :class:`OfficialGenerationProtocol`.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "mdm": {},
+    "crossdiff": {"fid_reference": "same_batches", "max_batches": 20, "diversity_rule": "crossdiff",
+                  "mm_num_samples": 128, "mm_num_repeats": 30, "mm_times": 10},
+}  # fmt: skip
 _METRICS = ("Matching Score", "R_precision", "FID", "Diversity", "MultiModality")
 
 
@@ -105,7 +116,15 @@ class OfficialGenerationProtocol:
         num_samples_limit: int | None = 1000, replication_times: int | None = None, diversity_times: int = 300,
         mm_num_samples: int | None = None, mm_num_repeats: int | None = None, mm_times: int | None = None,
         max_motion_length: int = 196, max_text_len: int = 20, min_len: int = 40, caption_length: str = "eos",
+        fid_reference: str = "gt_second_pass", max_batches: int | None = None, diversity_rule: str = "fixed",
     ) -> None:  # fmt: skip
+        if fid_reference not in ("gt_second_pass", "same_batches"):
+            raise ConfigError(f"fid_reference must be 'gt_second_pass' (MDM) or 'same_batches' (CrossDiff); got "
+                              f"{fid_reference!r}.")  # fmt: skip
+        if diversity_rule not in ("fixed", "crossdiff"):
+            raise ConfigError(f"diversity_rule must be 'fixed' or 'crossdiff'; got {diversity_rule!r}.")
+        self.fid_reference, self.diversity_rule = fid_reference, diversity_rule
+        self.max_batches = None if max_batches is None else int(max_batches)
         if mode not in EVAL_MODES:
             raise ConfigError(f"eval mode must be one of {sorted(EVAL_MODES)} (MDM's --eval_mode); got {mode!r}.")
         reps, run_mm, mm_n, mm_r, mm_t = EVAL_MODES[mode]
@@ -163,6 +182,11 @@ class OfficialGenerationProtocol:
             out.append(_Batch(caps, padded, sl, np.stack(mot), lens))
         return out
 
+    def _to_eval(self, motions: np.ndarray) -> np.ndarray:
+        """Dataset-normalised rows -> the evaluator's normalisation (zero padding stays zero)."""
+        out = renormalize_for_evaluator(motions, self.data_mean, self.data_std, self.eval_mean, self.eval_std)
+        return np.where(np.any(motions != 0, axis=-1, keepdims=True), out, 0.0)
+
     def _embed(self, batch: _Batch, motions: np.ndarray | torch.Tensor, with_text: bool = True,
                padded_cap_len: bool = False) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
         """Official wrapper row order: collate by sentence length, then sort by motion length.
@@ -207,6 +231,8 @@ class OfficialGenerationProtocol:
         real = len(gen_batches)
         if self.num_samples_limit is not None:
             real = min(self.num_samples_limit // self.batch_size + 1, real)
+        if self.max_batches is not None:
+            real = min(self.max_batches, real)
         mm_idxs: set[int] = set()
         if self.mm_num_samples > 0:
             if self.mm_num_samples // self.batch_size + 1 > real:
@@ -231,8 +257,12 @@ class OfficialGenerationProtocol:
                     mm.append(self.evaluator.motion_embedding(feats, torch.as_tensor(reps)).cpu().numpy())
         gt_np, gt_py = np.random.RandomState(self.seed * 1000 + 500 + r), _random.Random(self.seed * 1000 + 500 + r)
         gt_text, gt_motion = zip(*(self._embed(b, b.motions) for b in self._batches("eval", gt_np, gt_py)))
-        fid_ref = np.concatenate([self._embed(b, b.motions, with_text=False)[1]
-                                  for b in self._batches("eval", gt_np, gt_py)])  # fmt: skip
+        if self.fid_reference == "same_batches":  # CrossDiff: the GT of the generated batches
+            fid_ref = np.concatenate([self._embed(b, self._to_eval(b.motions), with_text=False)[1]
+                                      for b in gen_batches[:real]])  # fmt: skip
+        else:
+            fid_ref = np.concatenate([self._embed(b, b.motions, with_text=False)[1]
+                                      for b in self._batches("eval", gt_np, gt_py)])  # fmt: skip
         rep.text = {"ground truth": np.concatenate(gt_text), "vald": np.concatenate(gen_text)}
         rep.motion = {"ground truth": np.concatenate(gt_motion), "vald": np.concatenate(gen_motion)}
         rep.gt_fid, rep.mm = fid_ref, (np.stack(mm) if mm else None)
@@ -242,8 +272,13 @@ class OfficialGenerationProtocol:
                 "R_precision": r_precision(rep.text[name], rep.motion[name], self.batch_size),
                 "FID": generation_fid(fid_ref, rep.motion[name], self.batch_size),
             }
+        div_rows = {"ground truth": fid_ref if self.fid_reference == "same_batches" else rep.motion["ground truth"],
+                    "vald": rep.motion["vald"]}  # fmt: skip
         for name in ("ground truth", "vald"):
-            rep.metrics[name]["Diversity"] = diversity(rep.motion[name], self.diversity_times, rng, self.batch_size)
+            times = self.diversity_times
+            if self.diversity_rule == "crossdiff":
+                times = 300 if len(div_rows[name]) > 300 else 10
+            rep.metrics[name]["Diversity"] = diversity(div_rows[name], times, rng, self.batch_size)
         if self.run_mm:
             rep.metrics["vald"]["MultiModality"] = (multimodality(rep.mm, self.mm_times, rng)
                                                     if rep.mm is not None else 0.0)  # fmt: skip

@@ -201,8 +201,18 @@ def _results_target(cfg: DictConfig, kind: str, condition: str, split: str, part
 
 
 def main(cfg: DictConfig, load_generator: GeneratorLoader) -> dict[str, Any]:
-    """``eval.py task=generation``: write ``results.{json,csv,md}`` and return the summary."""
+    """``eval.py task=generation``: write ``results.{json,csv,md}`` and return the summary. ``evaluator=official``
+    (root key, or ``task.evaluator_kind``): the official T2M protocol (:func:`.official_eval.run_official`)."""
     from skeleton_diffusion.tasks.results import format_table, summarize, write_results
+
+    kind_ev = str(cfg.get("evaluator") or cfg.task.get("evaluator_kind") or "ours")
+    if kind_ev == "official":
+        from skeleton_diffusion.tasks.generation.official_eval import run_official
+
+        return run_official(cfg, load_generator)
+    if kind_ev != "ours":
+        raise ConfigError(f"evaluator must be 'ours' (our trained evaluator) or 'official' (MDM's T2M evaluator); "
+                          f"got {kind_ev!r}.")  # fmt: skip
 
     device = resolve_device(cfg.get("device", "auto"))
     task = cfg.task
