@@ -13,72 +13,18 @@ only), never with ``np.load(allow_pickle=True)``.
 
 from __future__ import annotations
 
-import io
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from skeleton_diffusion.utils.errors import DataFormatError, FileAccessError
+from skeleton_diffusion.data.safe_npz import read_npz_object
+from skeleton_diffusion.utils.errors import DataFormatError
 
 __all__ = [
     "read_npz_object", "load_gmm_2d", "normalize_gmm_means", "load_diffpose_gmm", "sample_gmm_kernels",
     "diffpose_gmm_items",
 ]
-
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"),
-}
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, fh, source: str) -> None:
-        super().__init__(fh)
-        self._source = source
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise DataFormatError(f"{self._source}: the pickled data refers to '{module}.{name}', which is not "
-                                  "allowed; only numpy arrays, dicts, lists, strings and numbers are read")
-        if module.startswith("numpy") and module.endswith("multiarray"):
-            try:
-                import numpy._core.multiarray as mod  # numpy >= 2
-            except ImportError:  # pragma: no cover - numpy 1.x
-                import numpy.core.multiarray as mod
-            return getattr(mod, name)
-        return super().find_class(module, name)
-
-
-def read_npz_object(path: str | Path, key: str) -> object:
-    """Member ``key`` of the npz ``path``: a plain array as is, a 0-d object array as its item (safe unpickling)."""
-    path = Path(path)
-    try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError as exc:
-        raise FileAccessError.from_os_error(exc) from None
-    except zipfile.BadZipFile:
-        raise DataFormatError(f"{path}: not an npz file (zip archive expected)") from None
-    with zf:
-        name = f"{key}.npy"
-        if name not in zf.namelist():
-            raise DataFormatError(f"{path}: no member '{key}'; found {[n[:-4] for n in zf.namelist()]}")
-        raw = zf.read(name)
-    fh = io.BytesIO(raw)
-    version = np.lib.format.read_magic(fh)
-    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _fortran, dtype = reader(fh)
-    if not dtype.hasobject:
-        return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    obj = _AllowListUnpickler(fh, f"{path}['{key}']").load()
-    if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.shape == ():
-        return obj.item()
-    return obj
-
 
 def load_gmm_2d(path: str | Path) -> dict[str, dict[str, list[np.ndarray]]]:
     """Raw GMM file -> ``{subject: {action: [float32 [T, J, K, 5] per camera]}}`` (u, v and variances in pixels)."""

@@ -10,7 +10,7 @@ on the dataset (the official scripts' layouts, which load unchanged):
 * 3DPW: ``{split: {sequence: [T, 24, 3]}}``
 * generic (synthetic, BVH): ``{split: {clip_name: [T, J, 3]}}`` or ``{clip_name: [T, J, 3]}``
 
-Loading needs ``allow_pickle=True``: only open processed files you made yourself or got from a trusted source.
+Loading never unpickles arbitrary objects: the dict is rebuilt by an allow-listed unpickler (:mod:`.safe_npz`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from skeleton_diffusion.data.safe_npz import npz_members, read_npz_object
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.utils.io import atomic_path
 
@@ -183,19 +184,20 @@ def load_processed(
     if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # checked first: a bare pickle is never unpickled
         raise bad("not an .npz (zip) file")
     try:
-        with np.load(path, allow_pickle=True) as npz:
-            if PROCESSED_KEY not in npz.files:
-                raise bad(f"found keys {sorted(npz.files)} instead of '{PROCESSED_KEY}'")
-            raw = npz[PROCESSED_KEY]
+        members = npz_members(path)
+        if PROCESSED_KEY not in members:
+            raise bad(f"found keys {sorted(members)} instead of '{PROCESSED_KEY}'")
+        raw = read_npz_object(path, PROCESSED_KEY)  # allow-listed unpickler: arrays, dicts, lists, str, numbers
     except DataFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise bad(f"not a readable processed npz, corrupt or truncated ({type(exc).__name__}"
                   f"{': ' + msg if msg else ''})") from exc
-    if raw.dtype != object or raw.shape != ():
-        raise bad(f"'{PROCESSED_KEY}' must be a pickled dict (0-d object array), found array {raw.dtype} {raw.shape}")
-    positions = raw.item()
+    if not isinstance(raw, Mapping):
+        found = f"array {raw.dtype} {raw.shape}" if isinstance(raw, np.ndarray) else type(raw).__name__
+        raise bad(f"'{PROCESSED_KEY}' must be a pickled dict (0-d object array), found {found}")
+    positions = dict(raw)
     if validate:
         validate_positions(positions, source=str(path), num_joints=num_joints)
     return positions
@@ -281,7 +283,10 @@ def read_joint_names(path: str | os.PathLike) -> "list[str] | None":
 
 def read_processed(path: str | Path) -> dict:
     """Read the ``positions_3d`` dict of a processed npz (official or ours)."""
-    with np.load(path, allow_pickle=True) as data:
-        if "positions_3d" not in data.files:
-            raise DataFormatError(f"{path}: expected key 'positions_3d', found {data.files}")
-        return data["positions_3d"].item()
+    members = npz_members(path)
+    if "positions_3d" not in members:
+        raise DataFormatError(f"{path}: expected key 'positions_3d', found {members}")
+    data = read_npz_object(path, "positions_3d")  # allow-listed unpickler, never np.load(allow_pickle=True)
+    if not isinstance(data, Mapping):
+        raise DataFormatError(f"{path}: 'positions_3d' must hold a dict of clips, found {type(data).__name__}")
+    return dict(data)

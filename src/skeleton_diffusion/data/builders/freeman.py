@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from skeleton_diffusion.data.safe_npz import read_npy_object
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.data.builders.common import (
     BuildSummary,
@@ -71,7 +72,7 @@ def load_annotations(annotations_dir: Path) -> tuple[set[str], dict[str, list[tu
 
 def read_keypoints(path: Path) -> np.ndarray:
     """``[T, 17, 3]`` centimetres (COCO-17) from a FreeMan ``keypoints3d`` npy."""
-    arr = np.load(path, allow_pickle=True)
+    arr = read_npy_object(path)  # allow-listed unpickler: arrays, dicts, lists, strings, numbers
     try:
         record = arr[0]
     except (IndexError, TypeError) as exc:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from skeleton_diffusion.data.safe_npz import npz_members, read_npz_object
 from skeleton_diffusion.utils.errors import DataFormatError
 
 __all__ = ["JointBodyModel", "load_body_model", "rodrigues", "forward_kinematics", "parents_from_kintree"]
@@ -142,14 +143,15 @@ def load_body_model(path: str | Path, num_betas: int = 16) -> JointBodyModel:
             f"Body model not found: '{path}'. Download the 'Extended SMPL+H' models from the AMASS website and "
             "place them as datasets/annotations/AMASS/bodymodels/smplh/{male,female}/model.npz"
         )
-    with np.load(path, allow_pickle=True) as data:
-        missing = [k for k in REQUIRED_KEYS if k not in data.files]
-        if missing:
-            raise DataFormatError(f"{path}: body model lacks key(s) {missing}; found {sorted(data.files)}")
-        v_template = _dense(data["v_template"], "v_template", str(path))
-        shapedirs = _dense(data["shapedirs"], "shapedirs", str(path))
-        j_regressor = _dense(data["J_regressor"], "J_regressor", str(path))
-        parents = parents_from_kintree(data["kintree_table"], f"{path}: kintree_table")
+    members = npz_members(path)
+    missing = [k for k in REQUIRED_KEYS if k not in members]
+    if missing:
+        raise DataFormatError(f"{path}: body model lacks key(s) {missing}; found {sorted(members)}")
+    # each entry through the allow-listed unpickler (object arrays too), never np.load(allow_pickle=True)
+    v_template = _dense(read_npz_object(path, "v_template"), "v_template", str(path))
+    shapedirs = _dense(read_npz_object(path, "shapedirs"), "shapedirs", str(path))
+    j_regressor = _dense(read_npz_object(path, "J_regressor"), "J_regressor", str(path))
+    parents = parents_from_kintree(read_npz_object(path, "kintree_table"), f"{path}: kintree_table")
     if v_template.ndim != 2 or v_template.shape[1] != 3:
         raise DataFormatError(f"{path}: v_template must be [V, 3], found {v_template.shape}")
     num_vertices = v_template.shape[0]

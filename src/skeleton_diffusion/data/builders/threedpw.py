@@ -24,12 +24,12 @@ CSV; they are used by non-CSV (stride-based) windows and can be evaluated with a
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from skeleton_diffusion.data.safe_npz import read_pickle
 from skeleton_diffusion.utils.errors import DataFormatError, DatasetNotPreparedError
 from skeleton_diffusion.data.builders.common import (
     BuildSummary,
@@ -109,8 +109,7 @@ def build_3dpw(
             files = sorted((seq_dir / folder).glob("*.pkl"))
             positions[split] = {}
             for pkl in tqdm(files, desc=f"3DPW {split}", unit="seq", disable=not progress):
-                with open(pkl, "rb") as fh:
-                    ann = pickle.load(fh, encoding="latin1")
+                ann = read_pickle(pkl, encoding="latin1")  # allow-listed: arrays, dicts, lists, str, numbers
                 try:
                     num_actors = len(ann["genders"])
                     for k in range(num_actors):
