@@ -96,6 +96,56 @@ def test_frame_count_is_obs_plus_pred(amass, mode):
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).sum() > 0
 
 
+def _counter_texts(monkeypatch) -> list[str]:
+    import matplotlib.text
+
+    seen: list[str] = []
+    orig = matplotlib.text.Text.set_text
+
+    def spy(self, s):
+        seen.append(str(s))
+        return orig(self, s)
+
+    monkeypatch.setattr(matplotlib.text.Text, "set_text", spy)
+    return seen
+
+
+def test_frame_counter_labels_default_and_custom(amass, monkeypatch):
+    obs, samples = _motion(amass, t_obs=2, t_pred=3, s=2)
+    seen = _counter_texts(monkeypatch)
+    render_prediction_frames(obs, samples, amass, dpi=30, panel_size=1.5)
+    assert "observation 1/2" in seen and "prediction 3/3" in seen
+    seen.clear()
+    render_prediction_frames(obs, samples, amass, dpi=30, panel_size=1.5,
+                             phase_labels=("a person walks", "a person walks"))
+    assert [t for t in seen if "/" in t] == [f"a person walks {f}/5" for f in range(1, 6)]
+    assert not any("observation" in t or "prediction" in t for t in seen)
+
+
+def test_generate_gif_is_labelled_by_caption(amass, monkeypatch, tmp_path):
+    """apps.generate draws generated motion with its caption (or "generated") as the frame label."""
+    from skeleton_diffusion.apps import generate as gen_app
+
+    assert gen_app._gif_label("  a person\nwalks ") == "a person walks"
+    assert gen_app._gif_label("") == "generated"
+    assert len(gen_app._gif_label("x" * 100)) == 40
+    seen = _counter_texts(monkeypatch)
+    motion = np.stack([_motion(amass, t_obs=1, t_pred=4, s=2)[1]])            # [B=1, S=2, T=4, J, 3]
+    frames = {}
+
+    def fake_save(fr, out_path, fps):
+        frames["n"] = len(fr)
+        return Path(out_path)
+
+    monkeypatch.setattr(anim_mod, "save_animation", fake_save)
+    anim_mod.animate_prediction(motion[0, 0, :1], motion[0, :, 1:], amass, out_path=tmp_path / "g.gif",
+                                highlight=None, obs_panel=False, dpi=30, panel_size=1.5, trail=0,
+                                phase_labels=(gen_app._gif_label("a person walks"),) * 2)
+    assert frames["n"] == 4 and "a person walks 4/4" in seen
+    src = Path(gen_app.__file__).read_text()
+    assert "phase_labels=(word, word)" in src and "obs_panel=False" in src
+
+
 def test_obs_with_root_and_samples_without(amass):
     obs_j, _ = _motion(amass, with_root=True)
     obs_j[:, 0] += np.linspace(0, 1, len(obs_j))[:, None]  # moving root: must be removed

@@ -69,6 +69,14 @@ def _humanml_joints(features: np.ndarray, data_root: Any, get_skeleton: Any) -> 
     return features, recover_from_ric(torch.as_tensor(features)).numpy(), get_skeleton("amass"), 20.0
 
 
+def _gif_label(label: str, width: int = 40) -> str:
+    """The GIF's frame-counter word for a generated motion: its caption / label (shortened), else "generated"."""
+    label = " ".join(str(label).split())
+    if not label:
+        return "generated"
+    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
 def generate(checkpoint: str | Path, captions: Sequence[str] = (), *, actions: Optional[Sequence[int]] = None,
              start: str = "3d", num_samples: int = 1, seed: int = 0, out: str | Path = "generated.npz",
              gif: Optional[str | Path] = None, gif_all: bool = False, device: str = "auto", use_ema: bool = False,
@@ -144,9 +152,11 @@ def generate(checkpoint: str | Path, captions: Sequence[str] = (), *, actions: O
         base = Path(gif).expanduser()
         for i in range(len(labels) if gif_all else 1):
             path = base if not gif_all else base.with_name(f"{base.stem}_{i}{base.suffix}")
-            gifs.append(Path(animate_prediction(motion[i, 0, :1], motion[i], sk, out_path=path, fps=float(fps),
-                                                highlight=None, max_samples=int(num_samples),
-                                                title=f"generated: {labels[i]}")))  # fmt: skip
+            word = _gif_label(labels[i])
+            gifs.append(Path(animate_prediction(motion[i, 0, :1], motion[i, :, 1:], sk, out_path=path,
+                                                fps=float(fps), highlight=None, max_samples=int(num_samples),
+                                                title=f"generated: {labels[i]}", obs_panel=False,
+                                                phase_labels=(word, word))))  # fmt: skip
             print(f"wrote {gifs[-1]}  ({labels[i]!r})")
     return {"output": out, "motion_shape": shape, "gifs": gifs}
 

@@ -152,6 +152,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed = cfg.get("seed", 0)
     obs = load_observation(inp)
     predictor = load_model(ckpt, device=cfg.get("device", "auto"), use_ema=bool(cfg.get("use_ema", False)))
+    if hasattr(predictor, "as_predictor"):  # a converted official MDM: prefix models predict, the others generate
+        gp = cfg.get("guidance_param")
+        predictor = predictor.as_predictor(data_root=cfg.get("data_root"), text=str(cfg.get("text") or ""),
+                                           text_encoder_path=cfg.get("text_encoder_path"),
+                                           steps=cfg.get("sampling_steps"),
+                                           guidance_param=None if gp is None else float(gp))
     condition = getattr(predictor, "condition", None)
     if isinstance(condition, str) and condition != "past":  # a generation model (action / text MDM, CrossDiff)
         raise ConfigError(
@@ -189,7 +195,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             written = animate_prediction(obs_used[b], pred[b], sk, out_path=path, fps=fps,
                                          max_samples=int(cfg.get("gif_max_samples", 6)),
                                          mode=str(cfg.get("gif_mode", "side_by_side")),
-                                         up=str(cfg.get("gif_up", "z")))
+                                         up=str(cfg.get("gif_up") or getattr(predictor, "up", "z")))
             summary["gifs"].append(Path(written))
             print(f"wrote {written}")
     return summary

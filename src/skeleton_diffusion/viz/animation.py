@@ -175,7 +175,8 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
                              ncols: int | None = None, show_axes: bool = True, linewidth: float = 2.0,
                              sample_alpha: float = 0.45, title: str | None = None,
                              stride: int = 1, obs_panel: bool = False, trail: int = 0,
-                             trail_alpha: float = 0.22) -> np.ndarray:
+                             trail_alpha: float = 0.22,
+                             phase_labels: tuple[str, str] = ("observation", "prediction")) -> np.ndarray:
     """Render observation + futures to frames ``uint8 [F, H, W, 3]``, ``F = T_obs + T_pred`` (``stride`` 1).
 
     Args:
@@ -196,6 +197,8 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
             holds its last pose (grey), so each future can be compared with "no motion" next to it.
         trail: ghosting: also draw each skeleton as it was ``trail`` and ``trail // 2`` frames earlier (faded,
             ``trail_alpha``), so motion is visible in a single frame; 0 disables.
+        phase_labels: the frame counter's words for the two phases (e.g. a caption for generated motion); two
+            equal labels count the frames through both phases (``"<label> f/F"``).
     """
     if mode not in ("side_by_side", "overlay"):
         raise ValueError(f"mode must be 'side_by_side' or 'overlay', got {mode!r}")
@@ -302,7 +305,11 @@ def render_prediction_frames(obs: Any, samples: Any, skeleton, *, gt: Any = None
                 a.coll.set_segments(segments(pose, lay))
                 a.coll.do_3d_projection()
                 ax.draw_artist(a.coll)
-        label.set_text(f"observation {f + 1}/{t_obs}" if phase == 0 else f"prediction {f - t_obs + 1}/{t_pred}")
+        if phase_labels[0] == phase_labels[1]:
+            label.set_text(f"{phase_labels[0]} {f + 1}/{n_frames}")
+        else:
+            label.set_text(f"{phase_labels[0]} {f + 1}/{t_obs}" if phase == 0
+                           else f"{phase_labels[1]} {f - t_obs + 1}/{t_pred}")
         fig.draw_artist(label)
         out[f_out] = canvas_to_array(canvas)
     return out

@@ -23,11 +23,12 @@ from torch import nn
 from skeleton_diffusion.methods.mdm.args import complete_args, read_args_json
 from skeleton_diffusion.methods.mdm.gaussian import OfficialMDMDiffusion, SectionCounts
 from skeleton_diffusion.methods.mdm.editing import official_edit
-from skeleton_diffusion.methods.mdm.generation import MDMT2MGenerator, official_motion
+from skeleton_diffusion.methods.mdm.generation import MDMT2MGenerator, dataset_stats, official_motion
 from skeleton_diffusion.methods.mdm.network import OfficialMDM
+from skeleton_diffusion.methods.mdm.prefix import OfficialPrefixPredictor
 from skeleton_diffusion.checkpoints.format import make_meta, resolve_checkpoint, save_checkpoint
 from skeleton_diffusion.utils.device import resolve_device
-from skeleton_diffusion.utils.errors import CheckpointError
+from skeleton_diffusion.utils.errors import CheckpointError, ConfigError
 from skeleton_diffusion.utils.io import safe_torch_load
 
 __all__ = ["convert", "load_run", "load_model", "OfficialMDMRun", "read_official", "build_network",
@@ -205,6 +206,23 @@ class OfficialMDMRun:
     def edit(self, features: Any, mode: str, keep: Any = (), **kwargs: Any) -> dict[str, Any]:
         """Official editing of HumanML3D/KIT features (:func:`~.editing.official_edit`)."""
         return official_edit(self, features, mode, keep, **kwargs)
+
+    def as_predictor(self, *, data_root: Any = None, text: str = "", text_encoder_path: Any = None,
+                     steps: SectionCounts = None, guidance_param: Optional[float] = None,
+                     eta: float = 1.0) -> OfficialPrefixPredictor:
+        """A prefix-completion HumanML3D run as a motion predictor (:class:`~.prefix.OfficialPrefixPredictor`;
+        ``data_root``: folder with the dataset's ``Mean.npy``/``Std.npy``). Other runs: ``ConfigError`` (not a
+        prediction model, use generate)."""
+        if not getattr(self.model, "is_prefix_comp", False):
+            return OfficialPrefixPredictor(self, torch.zeros(0), torch.zeros(0))  # raises the ConfigError
+        if data_root is None:
+            raise ConfigError(f"'{self.checkpoint}' is an official prefix MDM: its features are normalised with the "
+                              "dataset's Mean.npy/Std.npy; pass data_root=<HumanML3D folder holding them>")
+        if text_encoder_path:
+            self.extra["text_encoder_path"] = text_encoder_path
+        mean, std = dataset_stats(data_root)
+        return OfficialPrefixPredictor(self, mean, std, text=text, steps=steps, guidance_param=guidance_param,
+                                       eta=eta)
 
     def generate(self, captions: Any, lengths: Any = None, num_samples: int = 1, *,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
