@@ -297,7 +297,7 @@ def build_bvh_dataset(
             _count_windows(positions, summary, obs, pred)
             check_windows_nonempty(summary, positions, obs + pred, str(input_dir))
             write_native_dataset(out_dir, name, positions, sk_native, clip_labels(sources, labels), summary,
-                                 fps=fps, obs=obs, pred=pred, side_files=side_files, force=True)
+                                 fps=fps, obs=obs, pred=pred, side_files=side_files)
         else:
             _count_windows(positions, summary, obs, pred)
             check_windows_nonempty(summary, positions, obs + pred, str(input_dir))
@@ -333,7 +333,7 @@ def _write_windows(out_dir: Path, positions: Mapping[str, Mapping[str, np.ndarra
         summary.windows[split] = len(rows)
 
 
-def bvh_dataset_cfg(name: str, fps: int = 60, *, data_root: str | Path = "datasets") -> dict:
+def bvh_dataset_cfg(name: str, fps: int = 60) -> dict:
     """A ``configs/dataset``-style config for an AMASS-22 BVH dataset (as written to ``dataset_config.yaml``)."""
     from skeleton_diffusion.data.builders.native_skeleton import native_dataset_cfg
 

@@ -107,7 +107,6 @@ def write_native_dataset(
     obs: int,
     pred: int,
     side_files: bool = True,
-    force: bool = False,
     mirroring: float = 0.5,
 ) -> dict[str, Any]:
     """Write ``data_3d_<name>.npz``, ``skeleton.json``, ``segments_<split>.csv`` (stride ``obs``),
