@@ -185,11 +185,14 @@ def load_processed(
         raise bad("not an .npz (zip) file")
     try:
         members = npz_members(path)
-        if PROCESSED_KEY not in members:
-            raise bad(f"found keys {sorted(members)} instead of '{PROCESSED_KEY}'")
+    except DataFormatError as exc:  # a zip header but no readable archive (truncated, garbage)
+        raise bad("not a readable processed npz, corrupt or truncated (not a complete zip archive)") from exc
+    if PROCESSED_KEY not in members:
+        raise bad(f"found keys {sorted(members)} instead of '{PROCESSED_KEY}'")
+    try:
         raw = read_npz_object(path, PROCESSED_KEY)  # allow-listed unpickler: arrays, dicts, lists, str, numbers
-    except DataFormatError:
-        raise
+    except DataFormatError as exc:  # a refused class: say which, in the processed-file paragraph
+        raise bad(str(exc).removeprefix(f"{path}: ")) from exc
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise bad(f"not a readable processed npz, corrupt or truncated ({type(exc).__name__}"
