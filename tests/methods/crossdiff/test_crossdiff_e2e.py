@@ -69,8 +69,8 @@ def test_crossdiff_two_stages_generate_and_eval(tmp_path):
         want = api.generate(texts=captions, num_samples=2, generator=torch.Generator().manual_seed(0)).numpy()
         np.testing.assert_allclose(z["motion"], want, rtol=1e-5, atol=1e-6)
         assert list(z["captions"]) == captions
-        with Image.open(tmp_path / f"gen_{start}.gif") as gif:  # the first pose as "observation", then every frame
-            assert gif.n_frames == 1 + z["motion"].shape[2], gif.n_frames
+        with Image.open(tmp_path / f"gen_{start}.gif") as gif:  # every generated frame once, labelled by caption
+            assert gif.n_frames == z["motion"].shape[2], gif.n_frames
         # metres in the data's scale: median body size (largest joint span per frame) within a factor 5 of the
         # test windows'. Measured (4-iteration model): data median 1.45 m, generated/data 2.61 (2d) / 2.60 (3d), so
         # factor 5 ~ 2x margin; a cm/mm unit or a missing
