@@ -155,7 +155,9 @@ def activation_statistics(act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (unitless)."""
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (unitless): ``|mu1 - mu2|^2 + Tr(S1 + S2 -
+    2 (S1 S2)^(1/2))`` as the official T2M function (``eps`` on the diagonals when the square root is not finite;
+    an imaginary part above 1e-3 on the diagonal is an :class:`InputError`)."""
     from scipy import linalg
 
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
@@ -169,7 +171,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"FID: matrix square root has an imaginary component {np.max(np.abs(covmean.imag))}.")
+            raise InputError(f"FID: the matrix square root has an imaginary part {np.max(np.abs(covmean.imag))}.")
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from skeleton_diffusion.metrics.fid import frechet_distance  # the official arithmetic, one copy
 from skeleton_diffusion.utils.errors import InputError
 
 __all__ = [
@@ -115,28 +116,6 @@ def activation_statistics(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if emb.shape[0] < 2:
         raise InputError(f"activation statistics need >= 2 rows; got {emb.shape[0]}.")
     return np.mean(emb, axis=0), np.cov(emb, rowvar=False)
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:  # fmt: skip
-    """``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))``; as the official function (``eps`` on the diagonals
-    when the square root is not finite; an imaginary part above 1e-3 on the diagonal is an error)."""
-    from scipy import linalg
-
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise InputError(f"FID statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}.")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise InputError(f"FID: the matrix square root has an imaginary part {np.max(np.abs(covmean.imag))}.")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def _used_rows(name: str, emb: np.ndarray, batch_size: int | None) -> np.ndarray:
