@@ -1,9 +1,8 @@
 #!/bin/bash
 # The small pre-trained MDM shipped in trained_models/demo_mdm_synthetic/ (`make demo-mdm`): MDM (condition=past,
-# MDM-50, latent 64, 2 layers) trained on the embedded synthetic dataset with debug=demo_pretrained_mdm
-# (40 x 50 iterations; ~20 min on a busy 2-core box), reduced to config.yaml + one weights-only checkpoint, then
-# evaluated beside zero velocity. The recipe does NOT yet beat zero velocity (ADE 0.763 vs 0.681, APD 0.023; see
-# configs/debug/demo_pretrained_mdm.yaml and docs/ux_issue28.md): nothing is shipped until a run does.
+# MDM-50, latent 64, 2 layers, pose_box_size 0.4) trained on the embedded synthetic dataset with
+# debug=demo_pretrained_mdm (40 x 50 iterations; ~5 min on one quiet CPU core), reduced to config.yaml + one
+# weights-only checkpoint, then evaluated beside zero velocity (configs/debug/demo_pretrained_mdm.yaml).
 # Run from anywhere; training runs under $R (default output/demo_mdm_long), the model is written to $OUT.
 # EXPORT_ONLY=1 skips the training (re-exports and re-evaluates the run already under $R).
 set -euo pipefail

@@ -47,3 +47,9 @@ def test_demo_mdm_summary_names_zero_velocity_and_the_verdict(tmp_path, monkeypa
     gen = [c for c in ran if "--generate-actions" in c]
     assert trained and gen and gen[0][gen[0].index("--generate-actions") + 1] == f"{out}/mdm_action"
     assert any("method_specs=zero_velocity" in c for c in ran)
+
+
+def test_quick_past_model_trains_with_the_shipped_models_scale_and_lr() -> None:
+    """The quick model used the task's 1.5 m scale and lr 1e-4 and lost to zero velocity (ADE 1.096 vs 0.681)."""
+    past = [c for c in demo_mdm.quick_commands("o") if "train_diffusion.py" in c and "condition=action" not in c]
+    assert len(past) == 1 and {"task.pose_box_size=0.4", "model.lr=1e-3"} <= set(past[0])

@@ -11,7 +11,10 @@ images, focal 1100-1200 px, 4-6 m away, 0.8-2 m high). 2D = pinhole projection, 
 plus optional Gaussian detector noise with per-joint std (pixels, extremities noisier) and rare outliers.
 Clips are assigned to subjects S1 S5 S6 S7 S8 (train) and S9 S11 (test). Deterministic for a seed.
 
-Output: ``<out>/data_lifting_synthetic.npz`` (format: :mod:`skeleton_diffusion.data.windows.lifting`).
+Output: ``<out>/data_lifting_<name>.npz`` (format: :mod:`skeleton_diffusion.data.windows.lifting`) and
+``<out>/dataset_config.yaml`` (a ``configs/dataset`` group). Built from ``datasets/processed/<NAME>/hmp/data_3d_<n>.npz``
+the default output is ``datasets/processed/<NAME>/lifting/``, and the set is usable by name as
+``dataset=<n>_lifting`` (e.g. ``python train_lifting.py dataset=cmuassimp_lifting``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from skeleton_diffusion.utils.errors import ConfigError
 from skeleton_diffusion.representations.camera import project_pinhole, sample_pinhole_cameras
 from skeleton_diffusion.data.windows.lifting import lifting_file_path, save_lifting
 
-__all__ = ["AMASS_TO_H36M", "amass_to_h36m", "DETECTOR_NOISE_PX", "build_synthetic_lifting", "main"]
+__all__ = ["AMASS_TO_H36M", "amass_to_h36m", "DETECTOR_NOISE_PX", "build_synthetic_lifting",
+           "lifting_dataset_config", "default_out_dir", "default_name", "main"]
 
 #: H36M-17 joint <- AMASS-22 joints averaged (approximate; synthetic data only). Head: extrapolated (see code).
 AMASS_TO_H36M: tuple[tuple[int, ...], ...] = (
@@ -150,12 +154,63 @@ def build_synthetic_lifting(out_dir: str | Path, *, clips_per_subject: int = 6, 
     rate = 60.0 if src is None else (float(fps) if fps else source_fps(src))
     save_lifting(path, seqs, split_of=split_of, joint_names=skel.joint_names, skeleton="h36m",
                  fps=rate / step, joint_noise_std=noise_norm)
+    _write_config(path, lifting_dataset_config(path, name, src, fps=rate / step))
     return path
+
+
+def default_out_dir(source: str | Path | None) -> Path:
+    """``datasets/processed/SyntheticLifting`` (procedural), else ``<processed>/<NAME>/lifting`` beside the source's
+    ``hmp`` folder (or ``<source folder>/lifting``)."""
+    if source is None:
+        return Path("datasets/processed/SyntheticLifting")
+    folder = Path(source).parent
+    return (folder.parent if folder.name == "hmp" else folder) / "lifting"
+
+
+def default_name(source: str | Path | None) -> str:
+    """``synthetic`` (procedural), else ``<n>`` of the source's ``data_3d_<n>.npz`` (lower case)."""
+    if source is None:
+        return "synthetic"
+    stem = Path(source).stem
+    return (stem[len("data_3d_"):] if stem.startswith("data_3d_") else stem).lower()
+
+
+def lifting_dataset_config(path: Path, name: str, source: Path | None, *, fps: float) -> dict:
+    """The ``configs/dataset`` group of a built lifting file: ``dataset=<name>_lifting`` (``synthetic_lifting`` for
+    the procedural set). ``lifting_file`` is relative to the datasets folder (the parent of ``processed/``) when
+    the file lies under one, else absolute."""
+    path = Path(path).absolute()
+    rel: str = str(path)
+    for parent in path.parents:
+        if parent.name == "processed":
+            rel = path.relative_to(parent.parent).as_posix()
+            break
+    cmd = "python -m skeleton_diffusion.apps.create_synthetic_lifting_dataset"
+    if source is not None:
+        cmd += f" --from-processed {source} --name {name}"
+    return {"dataset_name": f"{name}_lifting", "skeleton_name": "h36m", "lifting_file": rel,
+            "fps": float(fps), "source": None if source is None else str(source), "create_command": cmd}
+
+
+def _write_config(path: Path, cfg: dict) -> Path:
+    import yaml
+
+    from skeleton_diffusion.utils.io import atomic_write
+
+    out = Path(path).parent / "dataset_config.yaml"
+    with atomic_write(out, "w") as fh:
+        fh.write(f"# written by create_synthetic_lifting_dataset; usable as dataset={cfg['dataset_name']} (add "
+                 "dataset_main_path=<datasets folder> if not ./datasets)\n")
+        yaml.safe_dump(cfg, fh, sort_keys=False)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="datasets/processed/SyntheticLifting")
+    p.add_argument("--out", default=None, help="output folder (default: datasets/processed/SyntheticLifting, or "
+                   "<processed>/<NAME>/lifting beside --from-processed)")
+    p.add_argument("--name", default=None, help="the file is data_lifting_<name>.npz and the set dataset=<name>_lifting "
+                   "(default: synthetic, or <n> of --from-processed data_3d_<n>.npz)")
     p.add_argument("--clips-per-subject", type=int, default=6)
     p.add_argument("--frames", type=int, default=240)
     p.add_argument("--cameras", type=int, default=4)
@@ -165,10 +220,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--source-fps", type=float, default=None,
                    help="frame rate of --from-processed (default: read from the dataset_config.json beside it)")
     a = p.parse_args(argv)
-    path = run_cli(build_synthetic_lifting, a.out, clips_per_subject=a.clips_per_subject, frames=a.frames,
-                                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
-                   fps=a.source_fps)
-    print(f"wrote {path}")
+    out = a.out or default_out_dir(a.from_processed)
+    name = a.name or default_name(a.from_processed)
+    path = run_cli(build_synthetic_lifting, out, clips_per_subject=a.clips_per_subject, frames=a.frames,
+                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
+                   fps=a.source_fps, name=name)
+    print(f"wrote {path}; use it as dataset={name}_lifting")
     return path
 
 

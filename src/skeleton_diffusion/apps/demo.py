@@ -112,16 +112,18 @@ def joint_speed(poses: "np.ndarray", fps: float = 60.0) -> float:
     return float(path / max(len(poses) - 1, 1) * fps)
 
 
-def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30) -> tuple[str, int]:
-    """``(clip, first frame)`` of the synthetic test window to show: the one moving most both in its observation
-    and in its ground-truth future (largest ``min(obs speed, future speed)``, :func:`joint_speed`), e.g. a run
-    that turns into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion."""
+def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30, *,
+                        folder: Path | None = None, npz: str = "data_3d_synthetic.npz") -> tuple[str, int]:
+    """``(clip, first frame)`` of the test window to show: the one moving most both in its observation and in its
+    ground-truth future (largest ``min(obs speed, future speed)``, :func:`joint_speed`), e.g. a run that turns
+    into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion. Default: the
+    synthetic test split; ``folder`` / ``npz``: any processed dataset (``<folder>/segments_test.csv``)."""
     import csv
 
     from skeleton_diffusion.data.processed import load_processed
 
-    folder = data_root / "processed" / "Synthetic" / "hmp"
-    test = load_processed(folder / "data_3d_synthetic.npz")["test"]
+    folder = Path(folder) if folder is not None else data_root / "processed" / "Synthetic" / "hmp"
+    test = load_processed(folder / npz)["test"]
     best: tuple[float, str, int] | None = None
     with open(folder / "segments_test.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -136,18 +138,21 @@ def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30
     return best[1], best[2]
 
 
-def write_example_observation(path: Path, data_root: Path = Path("datasets")) -> Path:
-    """One observation of the synthetic test split in motion (:func:`pick_example_window`), ``[30, 22, 3]`` metres
-    (root first); its ground-truth future is written beside it as ``<stem>_gt_future.npy`` ``[120, 22, 3]``."""
+def write_example_observation(path: Path, data_root: Path = Path("datasets"), *, folder: Path | None = None,
+                              npz: str = "data_3d_synthetic.npz", obs_length: int = 30,
+                              pred_length: int = 120) -> Path:
+    """One observation of a test split in motion (:func:`pick_example_window`), ``[obs_length, J, 3]`` metres
+    (root first; default the synthetic set's ``[30, 22, 3]``); its ground-truth future is written beside it as
+    ``<stem>_gt_future.npy`` ``[pred_length, J, 3]``."""
     import numpy as np
 
     from skeleton_diffusion.data.processed import load_processed
 
-    folder = data_root / "processed" / "Synthetic" / "hmp"
-    test = load_processed(folder / "data_3d_synthetic.npz")["test"]
-    name, start = pick_example_window(data_root)
-    obs = np.asarray(test[name][start:start + 30], dtype=np.float32)
-    future = np.asarray(test[name][start + 30:start + 150], dtype=np.float32)
+    folder = Path(folder) if folder is not None else data_root / "processed" / "Synthetic" / "hmp"
+    test = load_processed(folder / npz)["test"]
+    name, start = pick_example_window(data_root, obs_length, folder=folder, npz=npz)
+    obs = np.asarray(test[name][start:start + obs_length], dtype=np.float32)
+    future = np.asarray(test[name][start + obs_length:start + obs_length + pred_length], dtype=np.float32)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, obs)
@@ -239,10 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/demo", help="demo folder (relative to the repository root)")
     parser.add_argument("--write-example-obs", metavar="NPY", default=None,
-                        help="only write one observation of the synthetic test split ([30, 22, 3] metres) and exit")
+                        help="only write one observation of the synthetic test split ([30, 22, 3] metres) and its "
+                             "ground-truth future (<stem>_gt_future.npy), then exit")
+    parser.add_argument("--example-from", nargs=2, metavar=("FOLDER", "NPZ"), default=None,
+                        help="with --write-example-obs: take it from this processed dataset folder (holding NPZ and "
+                             "segments_test.csv) instead of the synthetic test split")
+    parser.add_argument("--example-frames", nargs=2, type=int, metavar=("OBS", "PRED"), default=(30, 120),
+                        help="with --write-example-obs: observed and future frames (default 30 120)")
     args = parser.parse_args(argv)
     if args.write_example_obs:
-        print(f"example observation -> {write_example_observation(Path(args.write_example_obs))}")
+        kw = {}
+        if args.example_from:
+            kw = {"folder": Path(args.example_from[0]), "npz": args.example_from[1]}
+        obs_n, pred_n = args.example_frames
+        path = write_example_observation(Path(args.write_example_obs), obs_length=obs_n, pred_length=pred_n, **kw)
+        print(f"example observation -> {path}")
         return 0
     out = Path(args.out)
     t0 = time.time()

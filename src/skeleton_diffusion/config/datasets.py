@@ -3,7 +3,8 @@
 Every builder that makes a generic dataset (``create_bvh_dataset``, ``create_native_dataset``, ...) writes a
 complete ``configs/dataset`` group beside the data::
 
-    <dataset_main_path>/processed/<NAME>/hmp/dataset_config.yaml   # as configs/dataset/*.yaml, with dataset_name
+    <dataset_main_path>/processed/<NAME>/hmp/dataset_config.yaml      # as configs/dataset/*.yaml, with dataset_name
+    <dataset_main_path>/processed/<NAME>/lifting/dataset_config.yaml  # a lifting set built from that dataset
 
 This module adds a Hydra config source (scheme ``sd-datasets://<datasets folder>``) that exposes each such file
 as the config ``dataset/<dataset_name>`` (also under its folder name ``<NAME>``), and a search-path plugin that
@@ -50,9 +51,11 @@ def datasets_root(argv: Optional[list[str]] = None) -> Path:
 
 
 def find_built_datasets(root: str | os.PathLike) -> dict[str, Path]:
-    """``{name: <root>/processed/<NAME>/hmp/dataset_config.yaml}`` for every built dataset under ``root``.
+    """``{name: <root>/processed/<NAME>/hmp/dataset_config.yaml}`` for every built dataset under ``root``, plus
+    ``<root>/processed/<NAME>/lifting/dataset_config.yaml`` of lifting sets built from a processed dataset.
 
-    Each file is listed under its ``dataset_name`` and, when different, under its folder name ``<NAME>``.
+    Each motion dataset is listed under its ``dataset_name`` and, when different, under its folder name ``<NAME>``;
+    a lifting set under its ``dataset_name`` (e.g. ``cmuassimp_lifting``).
     Unreadable files are skipped here (loading one by name reports the problem).
     """
     found: dict[str, Path] = {}
@@ -63,6 +66,10 @@ def find_built_datasets(root: str | os.PathLike) -> dict[str, Path]:
         folder = path.parent.parent.name
         for key in dict.fromkeys([_dataset_name(path, folder), folder]):
             found.setdefault(key, path)
+    # 2D->3D lifting sets built from a processed dataset (create_synthetic_lifting_dataset --from-processed):
+    # listed under their dataset_name only (the folder name is the motion dataset's)
+    for path in sorted(processed.glob(f"*/lifting/{BUILT_CONFIG_FILE}")):
+        found.setdefault(_dataset_name(path, f"{path.parent.parent.name.lower()}_lifting"), path)
     return found
 
 
