@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from skeleton_diffusion.apps.create_synthetic_lifting_dataset import build_synthetic_lifting
 from skeleton_diffusion.data.processed import save_processed
@@ -52,6 +53,12 @@ def test_lifting_from_processed_is_usable_by_its_own_name(tmp_path, monkeypatch)
     assert path == data / "processed" / "Mo" / "lifting" / "data_lifting_mo.npz"
     found = find_built_datasets(data)
     assert found["mo_lifting"] == path.parent / "dataset_config.yaml"
+    args = ["--from-processed", str(src), "--clips-per-subject", "1", "--frames", "30", "--cameras", "1"]
+    before = path.stat().st_mtime_ns
+    with pytest.raises(SystemExit) as exc:      # never overwritten silently
+        main(args)
+    assert exc.value.code == 2 and path.stat().st_mtime_ns == before
+    assert main([*args, "--force"]) == path
 
     from hydra import compose, initialize_config_dir
     from skeleton_diffusion.config import register_dataset_configs

@@ -205,6 +205,11 @@ def _write_config(path: Path, cfg: dict) -> Path:
     return out
 
 
+def _refuse_existing(path: Path) -> Path:
+    raise ConfigError(f"'{path}' already exists; nothing was written. Pass --force to rebuild it, or --out / --name "
+                      "for a new one.")
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=None, help="output folder (default: datasets/processed/SyntheticLifting, or "
@@ -219,9 +224,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--from-processed", default=None, help="a processed data_3d_<ds>.npz (h36m or amass layout)")
     p.add_argument("--source-fps", type=float, default=None,
                    help="frame rate of --from-processed (default: read from the dataset_config.json beside it)")
+    p.add_argument("--force", action="store_true", help="replace an existing lifting file of the same name")
     a = p.parse_args(argv)
     out = a.out or default_out_dir(a.from_processed)
     name = a.name or default_name(a.from_processed)
+    existing = lifting_file_path(out, name)
+    if existing.exists() and not a.force:
+        return run_cli(_refuse_existing, existing)
     path = run_cli(build_synthetic_lifting, out, clips_per_subject=a.clips_per_subject, frames=a.frames,
                    cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
                    fps=a.source_fps, name=name)
