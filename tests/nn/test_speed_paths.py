@@ -18,6 +18,7 @@ BACKENDS = [b for b in ("mkl", "onednn") if b != "onednn" or cpu_kernels.onednn_
 @pytest.fixture(params=BACKENDS)
 def backend(request, monkeypatch):
     monkeypatch.setitem(cpu_kernels._GEMM, "backend", request.param)
+    monkeypatch.setitem(cpu_kernels._GEMM, "recurrence", request.param)   # the decoder's products follow
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     yield request.param
@@ -42,6 +43,10 @@ def test_gemm_backend_env_override(monkeypatch) -> None:
     monkeypatch.setattr(cpu_kernels, "_GEMM", {})
     monkeypatch.setenv("SKELETON_DIFFUSION_CPU_GEMM", "auto")
     assert cpu_kernels.gemm_backend() in ("mkl", "onednn")
+    for choice in ("mkl", "onednn"):   # the recurrence's library has its own override
+        monkeypatch.setattr(cpu_kernels, "_GEMM", {})
+        monkeypatch.setenv("SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM", choice)
+        assert cpu_kernels.recurrence_backend() == choice
 
 
 @pytest.mark.parametrize("with_bias", [True, False])

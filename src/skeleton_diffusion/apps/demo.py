@@ -160,18 +160,21 @@ def write_example_observation(path: Path, data_root: Path = Path("datasets"), *,
     return path
 
 
-def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path, every: int = 1) -> Path:
+def write_comparison_gif(pred_npz: Path, gt_future: Path, out_path: Path, every: int = 1,
+                         skeleton: str | None = None) -> Path:
     """The futures of ``pred_npz`` beside the ground-truth future (first panel, closest sample overlaid in red),
     written to ``out_path``; returns the path written. Like the predictions, the ground truth is shown with its
     hip held at the last observed hip position (the model predicts hip-relative poses, not the path travelled).
-    ``every=2`` keeps every second frame (half the file size, same real-time playback at half the frame rate)."""
+    ``every=2`` keeps every second frame (half the file size, same real-time playback at half the frame rate).
+    ``skeleton``: a skeleton name or file (``skeleton.json`` of a native build) instead of the name in the npz."""
     import numpy as np
 
     from skeleton_diffusion.skeletons.lookup import get_skeleton
     from skeleton_diffusion.viz.animation import animate_prediction
 
     with np.load(pred_npz) as d:
-        pred, obs, fps, skeleton = d["pred"][0], d["obs"][0], float(d["fps"]), str(d["skeleton"])
+        pred, obs, fps = d["pred"][0], d["obs"][0], float(d["fps"])
+        skeleton = skeleton or str(d["skeleton"])
     gt = np.load(gt_future)
     gt = gt - gt[:, :1] + obs[-1:, :1]
     every = max(int(every), 1)
