@@ -1,7 +1,7 @@
 #!/bin/bash
 # The small pre-trained MDM shipped in trained_models/demo_mdm_synthetic/ (`make demo-mdm`): MDM (condition=past,
 # MDM-50, latent 64, 2 layers, pose_box_size 0.4) trained on the embedded synthetic dataset with
-# debug=demo_pretrained_mdm (40 x 50 iterations; ~5 min on one quiet CPU core), reduced to config.yaml + one
+# debug=demo_pretrained_mdm (120 x 50 iterations; ~14 min on one quiet CPU core), reduced to config.yaml + one
 # weights-only checkpoint, then evaluated beside zero velocity (configs/debug/demo_pretrained_mdm.yaml).
 # Run from anywhere; training runs under $R (default output/demo_mdm_long), the model is written to $OUT.
 # EXPORT_ONLY=1 skips the training (re-exports and re-evaluates the run already under $R).
