@@ -155,10 +155,8 @@ class _Mix:
             return self.lin(xn).add_(x)
         n, r, _ = x.shape
         h, d = self.heads, self.dim_head
-        if x.dtype == torch.float32 and gemm_backend() == "mkl":
-            # strided batched products on views, no layout copies: 1.5x faster with MKL's AVX-512 kernels (Intel);
-            # with oneDNN elsewhere the copies below are cheaper than MKL's strided path (AMD EPYC: the whole
-            # denoiser pass 0.262 -> 0.218 s, benchmarks/bench_inference.py)
+        if x.dtype == torch.float32:  # strided batched products on views: no layout copies (1.5x faster on Intel;
+            # on the AMD EPYC box equal to the copies below within noise)
             q, k, v = self.qkv(xn).view(n, r, 3, h, d).permute(2, 1, 3, 0, 4).unbind(0)  # [R, h, N, d]
             att = torch.matmul(q, k.transpose(-1, -2)).mul_(self.scale).softmax(dim=-1)
             return self.to_out(torch.matmul(att, v).permute(2, 0, 1, 3).reshape(n, r, h * d)).add_(x)

@@ -176,8 +176,8 @@ def gru_recurrence_nograd(pc: Tensor, pn: Tensor, h0: Tensor, w_hh_t: Tensor, gs
     n, bsz, hs = h0.shape
     const = pc.dim() == 3
     fast = cpu_kernels.fast_path_enabled(h0)  # oneDNN products and the sigmoid-based tanh (nn/cpu_kernels.py)
-    # one per-node batched MKL product per step beats 13 per-type oneDNN calls on Intel (decoding 160 x 120
-    # frames: 515 -> 420 ms) and on AMD too (800 x 120: 4.8 -> 3.7 s), see cpu_kernels.recurrence_backend
+    # one per-node batched MKL product per step against 13 per-type oneDNN calls: faster on Intel (decoding
+    # 160 x 120 frames: 515 -> 420 ms), on AMD for evaluation sizes (800 x 120: ~8 %), see recurrence_backend
     grouped = fast and cpu_kernels.recurrence_backend() == "onednn"
     if grouped:
         groups = node_groups if node_groups is not None else cpu_kernels.TypeGroups(list(range(n)), n)

@@ -190,10 +190,11 @@ def recurrence_backend() -> str:
     """Library of the hidden-state products of the no-grad GRU recurrence (the decoder): ``'mkl'`` (one per-node
     batched ``baddbmm`` per step) or ``'onednn'`` (one product per node type per step, cached).
 
-    The per-step products are small (64 sequences x a few nodes per type), so the number of calls matters more
-    than the library's peak: one MKL call per step beats 13 oneDNN calls also where MKL runs only its AVX2 kernels
-    (AMD EPYC, one thread, decoding 16 x 50 sequences x 120 frames: 3.6-3.8 s against 4.8 s). Default
-    (``auto``): MKL wherever this PyTorch build has it, else oneDNN. ``SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM=
+    The per-step products are small (64 sequences x a few nodes per type), so the number of calls matters as much
+    as the library's peak. Measured on the AMD EPYC box (one thread, MKL on its AVX2 kernels, decoding 16 x S
+    sequences x 120 frames): quiet, S = 10: oneDNN 0.47-0.50 s, MKL 0.52-0.55 s; S = 50: MKL 2.7-3.0 s, oneDNN
+    3.1-3.3 s; with other processes on the cores MKL's one call per step is 20-30 % faster than 13 oneDNN calls.
+    Default (``auto``): MKL wherever this PyTorch build has it (evaluations run S = 50), else oneDNN. ``SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM=
     mkl|onednn`` overrides."""
     if "recurrence" not in _GEMM:
         choice = os.environ.get("SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM", "auto").strip().lower()
