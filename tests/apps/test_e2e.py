@@ -77,7 +77,9 @@ def test_demo_pipeline_tiny(tmp_path):
     from skeleton_diffusion.methods.registry import load_model
 
     api = load_model(out / "diffusion", "cpu").predict(np.load(obs), num_samples=3, seed=0)
-    np.testing.assert_allclose(pred, api, rtol=0, atol=1e-6)  # same CPU computation; measured 0
+    # same CPU computation in another process (its own thread count: float rounding may differ); measured 0;
+    # another seed differs by centimetres
+    np.testing.assert_allclose(pred, api, rtol=0, atol=1e-5)
     extent = np.ptp(np.load(obs), axis=(0, 1)).max()  # the observation's own extent, metres
     assert 0.5 < extent < 3.0 and np.ptp(pred, axis=(2, 3)).max() < 3 * extent  # measured 2.1 and 1.3 m
     assert (out / "pred.gif").stat().st_size > 1000

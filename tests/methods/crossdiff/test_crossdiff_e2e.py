@@ -64,10 +64,12 @@ def test_crossdiff_two_stages_generate_and_eval(tmp_path):
               "--from", start, "--num-samples", "2", "--out", str(out), "--gif", str(tmp_path / f"gen_{start}.gif")])
         z = np.load(out)
         assert z["motion"].shape == (2, 2, 40, 22, 3) and str(z["start"]) == start
-        # the file holds exactly what the API samples with the CLI's default seed 0 (same CPU float32 code)
+        # the file holds what the API samples with the CLI's default seed 0: the same float32 code, but in another
+        # process with its own thread count, so float rounding may differ (one element by 2e-6 m was seen after the
+        # sampling chain); another seed differs by ~0.1-1 m
         api = maybe_load_crossdiff(ft, "cpu", start=start, use_ema=False)
         want = api.generate(texts=captions, num_samples=2, generator=torch.Generator().manual_seed(0)).numpy()
-        np.testing.assert_allclose(z["motion"], want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(z["motion"], want, rtol=1e-4, atol=1e-4)
         assert list(z["captions"]) == captions
         with Image.open(tmp_path / f"gen_{start}.gif") as gif:  # every generated frame once, labelled by caption
             assert gif.n_frames == z["motion"].shape[2], gif.n_frames
