@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _mocap_helpers import TREE  # noqa: E402  (the LAFAN1 hierarchy, cm)
 from skeleton_diffusion.data.builders.bvh import SMPL22_NAMES, builtin_map, bvh_to_amass22, load_joint_map
 from skeleton_diffusion.data.builders.common import resample, split_clips
 from skeleton_diffusion.skeletons.formats.bvh import bvh_forward_kinematics, parse_bvh, resolve_unit, to_z_up
@@ -164,25 +165,11 @@ def test_real_cmu_windows_load_through_the_data_layer(cmu_dataset):
     assert (hmp / "mean_motion_test.txt").read_text().count("\n") >= 1
 
 
-LAFAN1_TREE = [  # (name, parent, offset in cm): the LAFAN1 hierarchy
-    ("Hips", None, (0, 90, 0)), ("LeftUpLeg", "Hips", (10, -5, 0)), ("LeftLeg", "LeftUpLeg", (0, -42, 0)),
-    ("LeftFoot", "LeftLeg", (0, -40, 0)), ("LeftToe", "LeftFoot", (0, -5, 12)),
-    ("RightUpLeg", "Hips", (-10, -5, 0)), ("RightLeg", "RightUpLeg", (0, -42, 0)),
-    ("RightFoot", "RightLeg", (0, -40, 0)), ("RightToe", "RightFoot", (0, -5, 12)),
-    ("Spine", "Hips", (0, 10, 0)), ("Spine1", "Spine", (0, 12, 0)), ("Spine2", "Spine1", (0, 12, 0)),
-    ("Neck", "Spine2", (0, 16, 0)), ("Head", "Neck", (0, 10, 0)),
-    ("LeftShoulder", "Spine2", (5, 12, 0)), ("LeftArm", "LeftShoulder", (12, 0, 0)),
-    ("LeftForeArm", "LeftArm", (27, 0, 0)), ("LeftHand", "LeftForeArm", (25, 0, 0)),
-    ("RightShoulder", "Spine2", (-5, 12, 0)), ("RightArm", "RightShoulder", (-12, 0, 0)),
-    ("RightForeArm", "RightArm", (-27, 0, 0)), ("RightHand", "RightForeArm", (-25, 0, 0)),
-]
-
-
 def _write_lafan_like(path: Path, frames: int, rng) -> None:
     children: dict = {}
-    for name, parent, _ in LAFAN1_TREE:
+    for name, parent, _ in TREE:
         children.setdefault(parent, []).append(name)
-    offsets = {n: o for n, _, o in LAFAN1_TREE}
+    offsets = {n: o for n, _, o in TREE}
     lines = ["HIERARCHY"]
 
     def emit(name, depth, root=False):
@@ -200,7 +187,7 @@ def _write_lafan_like(path: Path, frames: int, rng) -> None:
         lines.append(pad + "}")
 
     emit("Hips", 0, root=True)
-    n_ch = 6 + 3 * (len(LAFAN1_TREE) - 1)
+    n_ch = 6 + 3 * (len(TREE) - 1)
     data = rng.normal(0, 15, (frames, n_ch))
     data[:, :3] = [0, 90, 0]
     lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {1 / 30:.7f}"]

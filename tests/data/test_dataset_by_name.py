@@ -12,29 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _mocap_helpers import TREE  # noqa: E402  (LAFAN1-like, cm, Y up: what --map lafan1 expects)
 from skeleton_diffusion.utils.errors import DatasetNotPreparedError
 
 REPO = Path(__file__).resolve().parents[2]
 
-# a LAFAN1-like hierarchy (cm, Y up): what the builder's `--map lafan1` expects
-_TREE = [("Hips", None, (0, 90, 0)), ("LeftUpLeg", "Hips", (10, -5, 0)), ("LeftLeg", "LeftUpLeg", (0, -42, 0)),
-         ("LeftFoot", "LeftLeg", (0, -40, 0)), ("LeftToe", "LeftFoot", (0, -5, 12)),
-         ("RightUpLeg", "Hips", (-10, -5, 0)), ("RightLeg", "RightUpLeg", (0, -42, 0)),
-         ("RightFoot", "RightLeg", (0, -40, 0)), ("RightToe", "RightFoot", (0, -5, 12)),
-         ("Spine", "Hips", (0, 10, 0)), ("Spine1", "Spine", (0, 12, 0)), ("Spine2", "Spine1", (0, 12, 0)),
-         ("Neck", "Spine2", (0, 16, 0)), ("Head", "Neck", (0, 10, 0)),
-         ("LeftShoulder", "Spine2", (5, 12, 0)), ("LeftArm", "LeftShoulder", (12, 0, 0)),
-         ("LeftForeArm", "LeftArm", (27, 0, 0)), ("LeftHand", "LeftForeArm", (25, 0, 0)),
-         ("RightShoulder", "Spine2", (-5, 12, 0)), ("RightArm", "RightShoulder", (-12, 0, 0)),
-         ("RightForeArm", "RightArm", (-27, 0, 0)), ("RightHand", "RightForeArm", (-25, 0, 0))]
-
-
 def _write_bvh(path: Path, frames: int, rng: np.random.Generator) -> None:
     """A smooth random-rotation clip on the LAFAN1 hierarchy at 30 fps."""
     children: dict = {}
-    for name, parent, _ in _TREE:
+    for name, parent, _ in TREE:
         children.setdefault(parent, []).append(name)
-    offsets = {n: o for n, _, o in _TREE}
+    offsets = {n: o for n, _, o in TREE}
     lines = ["HIERARCHY"]
 
     def emit(name: str, depth: int) -> None:
@@ -50,7 +38,7 @@ def _write_bvh(path: Path, frames: int, rng: np.random.Generator) -> None:
         lines.append(pad + "}")
 
     emit("Hips", 0)
-    n_ch = 6 + 3 * (len(_TREE) - 1)
+    n_ch = 6 + 3 * (len(TREE) - 1)
     t = np.linspace(0, 2 * np.pi * frames / 60, frames)[:, None]
     data = 20 * np.sin(t * rng.uniform(0.5, 2.0, n_ch) + rng.uniform(0, 6.3, n_ch))
     data[:, :3] = [0, 90, 0]
