@@ -112,18 +112,17 @@ def joint_speed(poses: "np.ndarray", fps: float = 60.0) -> float:
     return float(path / max(len(poses) - 1, 1) * fps)
 
 
-def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30, *,
-                        folder: Path | None = None, npz: str = "data_3d_synthetic.npz") -> tuple[str, int]:
-    """``(clip, first frame)`` of the test window to show: the one moving most both in its observation and in its
-    ground-truth future (largest ``min(obs speed, future speed)``, :func:`joint_speed`), e.g. a run that turns
-    into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion. Default: the
-    synthetic test split; ``folder`` / ``npz``: any processed dataset (``<folder>/segments_test.csv``)."""
-    import csv
-
+def _test_split(data_root: Path, folder: Path | None, npz: str) -> tuple[Path, dict]:
+    """``(folder, test clips)`` of a processed dataset (default: the synthetic set under ``data_root``)."""
     from skeleton_diffusion.data.processed import load_processed
 
     folder = Path(folder) if folder is not None else data_root / "processed" / "Synthetic" / "hmp"
-    test = load_processed(folder / npz)["test"]
+    return folder, load_processed(folder / npz)["test"]
+
+
+def _most_moving_window(folder: Path, test: dict, obs_length: int) -> tuple[str, int]:
+    import csv
+
     best: tuple[float, str, int] | None = None
     with open(folder / "segments_test.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -138,6 +137,16 @@ def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30
     return best[1], best[2]
 
 
+def pick_example_window(data_root: Path = Path("datasets"), obs_length: int = 30, *,
+                        folder: Path | None = None, npz: str = "data_3d_synthetic.npz") -> tuple[str, int]:
+    """``(clip, first frame)`` of the test window to show: the one moving most both in its observation and in its
+    ground-truth future (largest ``min(obs speed, future speed)``, :func:`joint_speed`), e.g. a run that turns
+    into a jump. The first test window (used before) starts a clip in ``idle``: 1 cm of motion. Default: the
+    synthetic test split; ``folder`` / ``npz``: any processed dataset (``<folder>/segments_test.csv``)."""
+    folder, test = _test_split(data_root, folder, npz)
+    return _most_moving_window(folder, test, obs_length)
+
+
 def write_example_observation(path: Path, data_root: Path = Path("datasets"), *, folder: Path | None = None,
                               npz: str = "data_3d_synthetic.npz", obs_length: int = 30,
                               pred_length: int = 120) -> Path:
@@ -146,11 +155,8 @@ def write_example_observation(path: Path, data_root: Path = Path("datasets"), *,
     ``<stem>_gt_future.npy`` ``[pred_length, J, 3]``."""
     import numpy as np
 
-    from skeleton_diffusion.data.processed import load_processed
-
-    folder = Path(folder) if folder is not None else data_root / "processed" / "Synthetic" / "hmp"
-    test = load_processed(folder / npz)["test"]
-    name, start = pick_example_window(data_root, obs_length, folder=folder, npz=npz)
+    folder, test = _test_split(data_root, folder, npz)
+    name, start = _most_moving_window(folder, test, obs_length)
     obs = np.asarray(test[name][start:start + obs_length], dtype=np.float32)
     future = np.asarray(test[name][start + obs_length:start + obs_length + pred_length], dtype=np.float32)
     path = Path(path)
