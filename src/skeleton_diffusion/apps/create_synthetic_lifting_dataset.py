@@ -205,11 +205,6 @@ def _write_config(path: Path, cfg: dict) -> Path:
     return out
 
 
-def _refuse_existing(path: Path) -> Path:
-    raise ConfigError(f"'{path}' already exists; nothing was written. Pass --force to rebuild it, or --out / --name "
-                      "for a new one.")
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=None, help="output folder (default: datasets/processed/SyntheticLifting, or "
@@ -228,12 +223,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     a = p.parse_args(argv)
     out = a.out or default_out_dir(a.from_processed)
     name = a.name or default_name(a.from_processed)
-    existing = lifting_file_path(out, name)
-    if existing.exists() and not a.force:
-        return run_cli(_refuse_existing, existing)
-    path = run_cli(build_synthetic_lifting, out, clips_per_subject=a.clips_per_subject, frames=a.frames,
-                   cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
-                   fps=a.source_fps, name=name)
+
+    def build() -> Path:
+        existing = lifting_file_path(out, name)
+        if existing.exists() and not a.force:
+            raise ConfigError(f"'{existing}' already exists; nothing was written. Pass --force to rebuild it, or "
+                              "--out / --name for a new one.")
+        return build_synthetic_lifting(out, clips_per_subject=a.clips_per_subject, frames=a.frames,
+                                       cameras=a.cameras, noise_px=a.noise_px, seed=a.seed, source=a.from_processed,
+                                       fps=a.source_fps, name=name)
+
+    path = run_cli(build)
     print(f"wrote {path}; use it as dataset={name}_lifting")
     return path
 
