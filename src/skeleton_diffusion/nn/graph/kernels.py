@@ -194,8 +194,8 @@ def recurrence_backend() -> str:
     as the library's peak. Measured on the AMD EPYC box (one thread, MKL on its AVX2 kernels, decoding 16 x S
     sequences x 120 frames): quiet, S = 10: oneDNN 0.47-0.50 s, MKL 0.52-0.55 s; S = 50: MKL 2.7-3.0 s, oneDNN
     3.1-3.3 s; with other processes on the cores MKL's one call per step is 20-30 % faster than 13 oneDNN calls.
-    Default (``auto``): MKL wherever this PyTorch build has it (evaluations run S = 50), else oneDNN. ``SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM=
-    mkl|onednn`` overrides."""
+    Default (``auto``): MKL wherever this PyTorch build has it (evaluations run S = 50), else oneDNN.
+    ``SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM=mkl|onednn`` overrides."""
     if "recurrence" not in _GEMM:
         choice = os.environ.get("SKELETON_DIFFUSION_CPU_RECURRENCE_GEMM", "auto").strip().lower()
         if choice not in ("mkl", "onednn"):
