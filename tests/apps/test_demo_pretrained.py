@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from _demo_fakes import write_fake_demo_outputs
 from _nn_helpers import single_thread  # noqa: F401  (fixture: ~5 s on one thread, up to 80 s on two busy ones)
 
 from skeleton_diffusion.apps import demo
@@ -142,15 +143,9 @@ def test_demo_without_shipped_model_runs_the_quick_part(tmp_path, monkeypatch, c
     out = tmp_path / "demo"
     ran: list[list[str]] = []
 
-    def fake_run(cmds: list[list[str]]) -> int:  # what the quick commands leave behind, in miniature
+    def fake_run(cmds: list[list[str]]) -> int:
         ran.extend(cmds)
-        out.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        obs = rng.normal(scale=0.3, size=(4, 22, 3)).astype(np.float32)
-        pred = (obs[-1] + np.linspace(0, 0.2, 6)[:, None, None] * rng.normal(size=(2, 1, 22, 3)))[None]
-        np.savez(out / "pred_quick.npz", pred=pred.astype(np.float32), obs=obs[None], fps=np.float32(60),
-                 skeleton=np.array("amass"))
-        np.save(out / "obs_gt_future.npy", pred[0, 0].astype(np.float32))
+        write_fake_demo_outputs(out)
         return 0
 
     monkeypatch.setattr(demo, "run_commands", fake_run)

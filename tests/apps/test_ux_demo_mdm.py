@@ -3,24 +3,8 @@ action model it trains."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from _demo_fakes import write_fake_demo_outputs
 from skeleton_diffusion.apps import demo_mdm
-from skeleton_diffusion.tasks.results import write_results
-
-
-def _fake_outputs(out, ades: dict[str, float]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    obs = rng.normal(scale=0.3, size=(4, 22, 3)).astype(np.float32)
-    pred = (obs[-1] + np.linspace(0, 0.2, 6)[:, None, None] * rng.normal(size=(2, 1, 22, 3)))[None]
-    for stem in ("pred_quick", "pred"):
-        np.savez(out / f"{stem}.npz", pred=pred.astype(np.float32), obs=obs[None], fps=np.float32(60),
-                 skeleton=np.array("amass"))
-    np.save(out / "obs_gt_future.npy", pred[0, 0].astype(np.float32))
-    for name, ade in ades.items():
-        write_results(out / name, {"metrics": {"ADE": ade, "FDE": ade + 0.2}, "num_windows": 3, "num_samples": 10,
-                                   "seed": 0}, dataset="synthetic", overwrite=True)
 
 
 def test_demo_mdm_summary_names_zero_velocity_and_the_verdict(tmp_path, monkeypatch, capsys) -> None:
@@ -29,7 +13,8 @@ def test_demo_mdm_summary_names_zero_velocity_and_the_verdict(tmp_path, monkeypa
 
     def fake_run(cmds):
         ran.extend(cmds)
-        _fake_outputs(out, {"eval_quick": 1.096, "eval_zero_velocity": 0.681, "eval": 0.55})
+        write_fake_demo_outputs(out, ("pred_quick", "pred"),
+                                {"eval_quick": 1.096, "eval_zero_velocity": 0.681, "eval": 0.55})
         return 0
 
     monkeypatch.setattr(demo_mdm, "run_commands", fake_run)
