@@ -46,14 +46,11 @@ import subprocess
 import sys
 import time
 
-AMASS_TYPES = [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11, 12, 12]
 AMASS_TEST_WINDOWS = 12727
 GIB = 1024 ** 3
 
 
 def _models(device):
-    import copy
-
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,15 +67,10 @@ def _models(device):
     ours = SkeletonDiffusion(ae, diffusion, pose_box_size=1.2, obs_length=30, pred_length=120).eval()
 
     def reference():
-        from _reference_autoencoder import ReferenceAutoEncoder
-        from _reference_inference import RefDenoiser, ReferencePipeline
+        from _reference_inference import ReferencePipeline
+        from bench_diffusion import _reference_models
 
-        rae = ReferenceAutoEncoder(AMASS_TYPES, enc_layers=2)
-        rae.load_state_dict(ae.state_dict())
-        rden = RefDenoiser(AMASS_TYPES)
-        rden.load_state_dict(diffusion.model.state_dict())
-        rdiff = copy.deepcopy(diffusion)
-        rdiff.model = rden
+        rae, rdiff = _reference_models(ae, diffusion, device)  # the same reference layers as the k = 1 benchmark
         return ReferencePipeline(rae, rdiff).to(device).eval().requires_grad_(False)
 
     return ours, reference
